@@ -1,0 +1,50 @@
+# emo-lightning — `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+ARGS ?=
+
+# The local mirror beside the checkout (data and models under their Hub ids), when there is one.
+SHARED := $(abspath ../shared)
+ifneq ($(wildcard $(SHARED)/data),)
+export EMO_DATA_DIR ?= $(SHARED)/data
+endif
+ifneq ($(wildcard $(SHARED)/models),)
+export EMO_MODEL_DIR ?= $(SHARED)/models
+endif
+# The Hub is unreachable here; say so up front instead of waiting for timeouts.
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+
+.PHONY: help install train test test-all lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install:  ## create .venv, install torch first, then the package with dev extras
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+
+train:  ## fine-tune (default: MiniLM on dair-ai/emotion); extra overrides via ARGS="..."
+	$(PY) train.py $(ARGS)
+
+test:  ## the default test suite (< 10 min on 2 cores; full-dataset training excluded)
+	$(PY) -m pytest $(ARGS)
+
+test-all:  ## every test, slow full-dataset training included
+	$(PY) -m pytest -m "" $(ARGS)
+
+lint:  ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format:  ## ruff format + autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:  ## remove run outputs and caches
+	rm -rf outputs multirun .pytest_cache .ruff_cache

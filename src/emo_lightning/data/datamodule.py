@@ -1,0 +1,126 @@
+"""The lifecycle every emotion dataset shares: load labeled splits, tokenize once, batch with dynamic padding."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from emo_lightning.data.encoding import LABELS, LabeledSplits, label_counts, tokenize_splits
+from emo_lightning.data.loading import load_tokenizer
+from emo_lightning.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class TextClassificationDataModule(L.LightningDataModule):
+    """Base of the per-dataset datamodules; a subclass only says how to load its `LabeledSplits`.
+
+    Args:
+        tokenizer: Hub id or folder of the tokenizer (follows the model by default).
+        max_length: truncation length in tokens; batches are padded only to their longest text.
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation, test and prediction (no gradients, so larger).
+        num_workers: DataLoader worker processes.
+        pad_to_multiple_of: pad batch length up to a multiple of this (8 suits tensor cores).
+        data_dir: local mirror of datasets (folders named by Hub id).
+        model_dir: local mirror of models, where the tokenizer is looked up.
+    """
+
+    def __init__(
+        self,
+        tokenizer: str,
+        max_length: int,
+        batch_size: int = 32,
+        eval_batch_size: int = 128,
+        num_workers: int = 0,
+        pad_to_multiple_of: int | None = None,
+        data_dir: str | None = None,
+        model_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if max_length < 2 or batch_size < 1 or eval_batch_size < 1:
+            raise ConfigError("data.max_length must be ≥ 2 and data.batch_size, data.eval_batch_size ≥ 1")
+        self.tokenizer_name = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.data_dir = data_dir
+        self.model_dir = model_dir
+        self.labeled: LabeledSplits | None = None
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.tokenized = None
+
+    @property
+    def name(self) -> str:
+        """Short dataset name for messages."""
+        raise NotImplementedError
+
+    def load_splits(self) -> LabeledSplits:
+        """Return train/validation(/test) splits with `text` and `labels` columns."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenized is not None:
+            return
+        self.tokenizer = load_tokenizer(self.tokenizer_name, self.model_dir)
+        self.labeled = self.load_splits()
+        missing = {"train", "validation"} - set(self.labeled.splits)
+        if missing:
+            raise ConfigError(f"{self.name} has no {sorted(missing)} split: give the file or a validation fraction")
+        self.tokenized = tokenize_splits(self.labeled.splits, self.tokenizer, self.max_length)
+        log.info(
+            "%s: %s, %d labels (%s)",
+            self.name,
+            ", ".join(f"{k} {len(v)}" for k, v in self.tokenized.items()),
+            self.num_labels,
+            "multi-label" if self.multi_label else "single-label",
+        )
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.labeled.label_names
+
+    @property
+    def multi_label(self) -> bool:
+        return self.labeled.multi_label
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labeled.label_names)
+
+    @property
+    def has_test(self) -> bool:
+        return "test" in self.tokenized
+
+    def train_label_counts(self) -> torch.Tensor:
+        """Examples per label in the training split, shape (num_labels,)."""
+        train = self.labeled.splits["train"]
+        return label_counts(list(train[LABELS]), self.num_labels, self.multi_label)
+
+    def collate(self):
+        return DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self.pad_to_multiple_of)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.tokenized[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=self.collate(),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)

@@ -1,0 +1,95 @@
+"""The training system: network, loss, metrics and optimizer wiring."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+
+from emo_lightning.models.metrics import build_metrics, headline_metric
+from emo_lightning.models.network import EmotionNetwork
+
+
+class EmotionClassifier(L.LightningModule):
+    """Fine-tunes an `EmotionNetwork` for single- or multi-label emotion classification.
+
+    Args:
+        network: encoder → head → logits.
+        loss: maps (logits, labels) to a scalar.
+        optimizer: partial optimizer taking parameter groups (AdamW from config).
+        scheduler: partial taking (optimizer, num_training_steps), stepped every batch; None for none.
+        label_names: one per logit, in order.
+        multi_label: sigmoid per label if True, softmax over labels if False.
+        threshold: decision threshold of multi-label metrics.
+    """
+
+    def __init__(
+        self,
+        network: EmotionNetwork,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None,
+        label_names: list[str],
+        multi_label: bool,
+        threshold: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["network", "loss", "optimizer", "scheduler"])
+        self.network = network
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.multi_label = multi_label
+        metrics = build_metrics(len(label_names), multi_label, threshold)
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    @property
+    def monitor(self) -> str:
+        return f"val/{headline_metric(self.multi_label)}"
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.network(input_ids, attention_mask)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()  # probabilities in fp32 whatever the training precision
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+
+    def model_step(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        return self.loss(logits, batch["labels"]), logits
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, _ = self.model_step(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def _evaluate(self, batch: dict, stage: str, metrics) -> None:
+        loss, logits = self.model_step(batch)
+        metrics.update(self.probabilities(logits), batch["labels"].int())
+        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=len(batch["labels"]), sync_dist=True)
+        self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self.probabilities(self(batch["input_ids"], batch["attention_mask"]))
+
+    def configure_optimizers(self):
+        # No weight decay on biases and norm weights (every 1-D parameter).
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in trainable if p.ndim >= 2]},
+            {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        optimizer = self.optimizer_factory(groups)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, num_training_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

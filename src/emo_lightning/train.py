@@ -1,0 +1,92 @@
+"""`train(cfg)`: instantiate the pieces from the config and wire them; then test and write the run's artifacts."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from emo_lightning.loggers import finish_wandb_run
+from emo_lightning.models.classifier import EmotionClassifier
+from emo_lightning.models.export import ClassifierSpec, save_model_dir
+from emo_lightning.models.network import EmotionNetwork
+from emo_lightning.utils.config import validate_config
+
+log = logging.getLogger(__name__)
+
+
+def build_classifier(cfg: DictConfig, datamodule) -> tuple[EmotionClassifier, ClassifierSpec]:
+    """The LightningModule for this data, and the spec the exported model folder will carry."""
+    backbone = instantiate(cfg.model, tokenizer=datamodule.tokenizer)
+    head_args = {"hidden_size": backbone.config.hidden_size, "num_labels": datamodule.num_labels}
+    head = instantiate(cfg.head, **head_args)
+    loss = instantiate(
+        cfg.loss,
+        multi_label=datamodule.multi_label,
+        label_counts=datamodule.train_label_counts(),
+        num_examples=len(datamodule.labeled.splits["train"]),
+    )
+    module = EmotionClassifier(
+        EmotionNetwork(backbone, head),
+        loss,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.scheduler else None,
+        label_names=datamodule.label_names,
+        multi_label=datamodule.multi_label,
+        threshold=cfg.threshold,
+    )
+    spec = ClassifierSpec(
+        label_names=datamodule.label_names,
+        multi_label=datamodule.multi_label,
+        threshold=cfg.threshold,
+        max_length=datamodule.max_length,
+        head={**OmegaConf.to_container(cfg.head, resolve=True), **head_args},
+    )
+    return module, spec
+
+
+def instantiate_group(group: DictConfig | None, **defaults) -> list:
+    """Instantiate every node of a config group; `defaults` fill keys the config leaves null."""
+    objects = []
+    for node in (group or {}).values():
+        runtime = {k: v for k, v in defaults.items() if k in node and node[k] is None}
+        objects.append(instantiate(node, **runtime))
+    return objects
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, evaluate the best checkpoint on validation and test, write metrics.json and model/."""
+    validate_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")  # label names and task type are needed to build the model
+    module, spec = build_classifier(cfg, datamodule)
+    callbacks = instantiate_group(cfg.callbacks, monitor=module.monitor)
+    loggers = instantiate_group(cfg.logger)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        ckpt_path = best or None  # without a best checkpoint, evaluate the weights as they are
+        metrics = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)[0]
+        if datamodule.has_test:
+            metrics |= trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)[0]
+    finally:
+        finish_wandb_run()
+    output_dir = Path(cfg.paths.output_dir)
+    if trainer.is_global_zero:
+        write_metrics(output_dir / "metrics.json", metrics, ckpt_path, module.monitor)
+        save_model_dir(output_dir / "model", module.network, datamodule.tokenizer, spec)
+        log.info("run artifacts in %s", output_dir)
+    return metrics
+
+
+def write_metrics(path: Path, metrics: dict[str, float], checkpoint: str | None, monitor: str) -> None:
+    record = {"monitor": monitor, "checkpoint": checkpoint, "metrics": {k: float(v) for k, v in metrics.items()}}
+    path.write_text(json.dumps(record, indent=2))

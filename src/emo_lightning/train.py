@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from emo_lightning.loggers import finish_wandb_run
@@ -67,6 +68,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module, spec = build_classifier(cfg, datamodule)
     callbacks = instantiate_group(cfg.callbacks, monitor=module.monitor)
     loggers = instantiate_group(cfg.logger)
+    if not loggers:  # a learning-rate monitor has nowhere to write (Lightning refuses the pair)
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

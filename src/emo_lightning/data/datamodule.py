@@ -6,9 +6,10 @@ import logging
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from emo_lightning.data.batching import LengthGroupedBatchSampler, SortedBatchSampler
 from emo_lightning.data.encoding import LABELS, LabeledSplits, label_counts, tokenize_splits
 from emo_lightning.data.loading import load_tokenizer
 from emo_lightning.utils.errors import ConfigError
@@ -26,6 +27,10 @@ class TextClassificationDataModule(L.LightningDataModule):
         eval_batch_size: batch size for validation, test and prediction (no gradients, so larger).
         num_workers: DataLoader worker processes.
         pad_to_multiple_of: pad batch length up to a multiple of this (8 suits tensor cores).
+        length_grouped: draw training batches of near-equal length (`LengthGroupedBatchSampler`);
+            False gives plain shuffled batches. Evaluation batches are always sorted by length.
+        mega_batch_factor: how many batches' worth of examples are length-sorted together.
+        seed: seeds the training order (a different order each epoch).
         data_dir: local mirror of datasets (folders named by Hub id).
         model_dir: local mirror of models, where the tokenizer is looked up.
     """
@@ -38,6 +43,9 @@ class TextClassificationDataModule(L.LightningDataModule):
         eval_batch_size: int = 128,
         num_workers: int = 0,
         pad_to_multiple_of: int | None = None,
+        length_grouped: bool = True,
+        mega_batch_factor: int = 50,
+        seed: int = 0,
         data_dir: str | None = None,
         model_dir: str | None = None,
     ) -> None:
@@ -50,6 +58,9 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.length_grouped = length_grouped
+        self.mega_batch_factor = mega_batch_factor
+        self.seed = seed
         self.data_dir = data_dir
         self.model_dir = model_dir
         self.labeled: LabeledSplits | None = None
@@ -106,21 +117,39 @@ class TextClassificationDataModule(L.LightningDataModule):
     def collate(self):
         return DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self.pad_to_multiple_of)
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def lengths(self, split: str) -> list[int]:
+        """Token count of every example of `split` (computed once by `datasets`, cached)."""
+        return [len(ids) for ids in self.tokenized[split]["input_ids"]]
+
+    def _loader(self, split: str, batch_sampler: Sampler | None = None, **kwargs) -> DataLoader:
         return DataLoader(
             self.tokenized[split],
-            batch_size=batch_size,
-            shuffle=shuffle,
+            batch_sampler=batch_sampler,
             collate_fn=self.collate(),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
+        if not self.length_grouped:
+            return self._loader("train", batch_size=self.batch_size, shuffle=True)
+        world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        sampler = LengthGroupedBatchSampler(
+            self.lengths("train"),
+            self.batch_size,
+            mega_batch_factor=self.mega_batch_factor,
+            seed=self.seed,
+            num_replicas=world_size,
+            rank=rank,
+        )
+        return self._loader("train", sampler)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return self._loader(split, SortedBatchSampler(self.lengths(split), self.eval_batch_size))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("validation", self.eval_batch_size, shuffle=False)
+        return self._eval_loader("validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        return self._eval_loader("test")

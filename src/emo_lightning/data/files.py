@@ -26,7 +26,7 @@ class FilesDataModule(TextClassificationDataModule):
 
     Args:
         train_file / validation_file / test_file: paths; without a validation file, `validation_fraction`
-            of train is held out with `seed` (stratified for single-label data).
+            of train is held out with `seed` (stratified for single-label data); `seed` also orders training.
         text_column: the column holding the text.
         delimiter: field separator for CSV/TSV/TXT (the seeds' emotion files use ";").
         column_names: names for the columns of a header-less CSV/TXT file.
@@ -47,7 +47,7 @@ class FilesDataModule(TextClassificationDataModule):
         seed: int = 42,
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if (label_column is None) == (label_columns is None):
             raise ConfigError("data=files needs exactly one of data.label_column or data.label_columns")
         if not 0 < validation_fraction < 1:
@@ -61,7 +61,6 @@ class FilesDataModule(TextClassificationDataModule):
         self.delimiter = delimiter
         self.column_names = list(column_names) if column_names else None
         self.validation_fraction = validation_fraction
-        self.seed = seed
 
     @property
     def name(self) -> str:

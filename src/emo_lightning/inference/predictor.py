@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from emo_lightning.data.batching import SortedBatchSampler, restore_order
 from emo_lightning.models.export import load_model_dir
 from emo_lightning.utils.errors import ConfigError
 
@@ -37,18 +38,16 @@ class EmotionPredictor:
     @torch.inference_mode()
     def predict_proba(self, texts: list[str]) -> torch.Tensor:
         """Probabilities (len(texts), num_labels) in fp32, in the order of `texts`."""
+        if not texts:
+            return torch.empty(0, len(self.spec.label_names))
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.spec.max_length)["input_ids"]
+        batches = SortedBatchSampler([len(ids) for ids in encoded], self.batch_size)  # little padding
         chunks = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(
-                texts[start : start + self.batch_size],
-                truncation=True,
-                max_length=self.spec.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
+        for indices in batches:
+            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in indices]}, return_tensors="pt")
             logits = self.network(batch["input_ids"], batch["attention_mask"]).float()
             chunks.append(torch.sigmoid(logits) if self.spec.multi_label else torch.softmax(logits, dim=-1))
-        return torch.cat(chunks) if chunks else torch.empty(0, len(self.spec.label_names))
+        return restore_order(torch.cat(chunks), batches.order)
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         names = self.spec.label_names

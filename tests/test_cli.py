@@ -1,0 +1,83 @@
+"""The command line in subprocesses: fast_dev_run, a 2×2 multirun with W&B offline, predict, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.helpers import wandb_history_keys
+
+
+def run(script: str, *args: str, cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HYDRA_FULL_ERROR": "0",
+           "WANDB_SILENT": "true", **(env_extra or {})}
+    env.pop("WANDB_MODE", None)  # the product must go offline by itself
+    env.pop("WANDB_API_KEY", None)
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def tiny_args(tiny_models, tiny_mirror) -> list[str]:
+    return [f"model.pretrained_model_name_or_path={tiny_models['bert']}", f"paths.data_dir={tiny_mirror}",
+            "trainer.accelerator=cpu", "data.batch_size=8", "callbacks.progress_bar.refresh_rate=0",
+            "trainer.log_every_n_steps=1"]
+
+
+def test_fast_dev_run_then_predict(tmp_path, tiny_models, tiny_mirror):
+    out = run("train.py", "debug=fdr", *tiny_args(tiny_models, tiny_mirror), f"hydra.run.dir={tmp_path}/run",
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "run" / "model" / "classifier.json").exists()
+    pred = run("predict.py", f"run_dir={tmp_path}/run", 'texts=["i feel so lonely","i am thrilled"]', cwd=tmp_path)
+    assert pred.returncode == 0, pred.stderr[-3000:]
+    lines = pred.stdout.splitlines()
+    assert lines[0] == "i feel so lonely" and len([ln for ln in lines if ln.startswith("  ")]) == 12
+    probs = [float(ln.split()[-1]) for ln in lines[1:7]]
+    assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 0.01
+
+
+def test_multirun_2x2_with_wandb_offline(tmp_path, tiny_models, tiny_mirror):
+    out = run("train.py", "-m", "loss=bce,focal", "head=linear,mlp", "data=sem_eval_2018", "logger=wandb",
+              "trainer.max_steps=4", "trainer.val_check_interval=2", *tiny_args(tiny_models, tiny_mirror),
+              f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name.isdigit())
+    assert len(jobs) == 4
+    run_ids = set()
+    for job in jobs:
+        assert "val/jaccard" in json.loads((job / "metrics.json").read_text())["metrics"]
+        offline_runs = list((job / "wandb").glob("offline-run-*"))
+        assert len(offline_runs) == 1, f"{job}: {offline_runs}"
+        run_ids.add(offline_runs[0].name.rsplit("-", 1)[-1])
+        logged = wandb_history_keys(next(offline_runs[0].glob("run-*.wandb")))
+        assert {"val/f1_macro", "val/jaccard", "test/f1_macro", "train/loss"} <= logged
+    assert len(run_ids) == 4  # every job got its own W&B run
+    assert "W&B offline" in out.stderr + out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["data=go_emotions", "loss=ce"], "loss=ce needs single-label data"),
+        (["head.pooling=avg"], "head.pooling=avg is not known"),
+        (["trainer.max_epoch=2"], "max_epoch"),
+        (["model=minilmm"], "roberta_base"),
+    ],
+)
+def test_bad_input_fails_before_training_in_one_line(tmp_path, tiny_models, tiny_mirror, args, message):
+    out = run("train.py", *tiny_args(tiny_models, tiny_mirror), *args, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert out.returncode != 0
+    assert message in out.stderr + out.stdout
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert "Traceback" not in out.stderr
+
+
+def test_predict_on_missing_run_dir(tmp_path):
+    out = run("predict.py", f"run_dir={tmp_path}/nope", "text=hi", cwd=tmp_path)
+    assert out.returncode == 2 and "does not exist" in out.stderr

@@ -1,0 +1,111 @@
+"""Heads, losses and metrics against references and hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from emo_lightning.models.heads import LinearHead, MLPHead, Pooler
+from emo_lightning.models.losses import BCELoss, CrossEntropyLoss, FocalLoss, default_loss
+from emo_lightning.models.metrics import SampleJaccard, build_metrics
+from emo_lightning.utils.errors import ConfigError
+
+COUNTS = torch.tensor([30.0, 10.0, 5.0])
+N = 40
+
+
+@pytest.mark.parametrize("head_cls", [LinearHead, MLPHead])
+@pytest.mark.parametrize("pooling", ["cls", "mean", "max"])
+def test_head_shapes(head_cls, pooling):
+    head = head_cls(hidden_size=16, num_labels=5, pooling=pooling)
+    hidden, mask = torch.randn(3, 7, 16), torch.ones(3, 7, dtype=torch.long)
+    assert head(hidden, mask).shape == (3, 5)
+
+
+def test_mean_pooling_ignores_padding():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert torch.allclose(Pooler("mean")(hidden, mask), torch.tensor([[2.0, 3.0]]))
+    assert torch.allclose(Pooler("max")(hidden, mask), torch.tensor([[3.0, 4.0]]))
+    assert torch.allclose(Pooler("cls")(hidden, mask), torch.tensor([[1.0, 2.0]]))
+
+
+def test_unknown_pooling_is_refused():
+    with pytest.raises(ConfigError, match="head.pooling=avg"):
+        Pooler("avg")
+
+
+def test_bce_matches_torch_and_weights_positives():
+    logits, targets = torch.randn(8, 3), torch.randint(0, 2, (8, 3)).float()
+    assert torch.allclose(BCELoss(True, COUNTS, N)(logits, targets), F.binary_cross_entropy_with_logits(logits, targets))
+    weighted = BCELoss(True, COUNTS, N, class_weighting=True)
+    assert torch.allclose(weighted.pos_weight, torch.tensor([1.0, 3.0, 7.0]))  # max(1, neg/pos)
+    expected = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=torch.tensor([1.0, 3.0, 7.0]))
+    assert torch.allclose(weighted(logits, targets), expected)
+
+
+def test_ce_matches_torch_and_refuses_multi_label():
+    logits, targets = torch.randn(8, 3), torch.randint(0, 3, (8,))
+    assert torch.allclose(CrossEntropyLoss(False, COUNTS, N)(logits, targets), F.cross_entropy(logits, targets))
+    balanced = CrossEntropyLoss(False, COUNTS, N, class_weighting=True)
+    assert torch.allclose(balanced.weight, N / (3 * COUNTS))
+    with pytest.raises(ConfigError, match="loss=ce needs single-label data.*use loss=bce or loss=focal"):
+        CrossEntropyLoss(True, COUNTS, N)
+
+
+@pytest.mark.parametrize("class_weighting", [False, True])
+def test_focal_with_gamma_zero_equals_bce_and_ce(class_weighting):
+    logits = torch.randn(16, 3)
+    multi = torch.randint(0, 2, (16, 3)).float()
+    single = torch.randint(0, 3, (16,))
+    focal_multi = FocalLoss(True, COUNTS, N, gamma=0.0, class_weighting=class_weighting)
+    bce = BCELoss(True, COUNTS, N, class_weighting=class_weighting)
+    assert torch.allclose(focal_multi(logits, multi), bce(logits, multi), atol=1e-6)
+    focal_single = FocalLoss(False, COUNTS, N, gamma=0.0, class_weighting=class_weighting)
+    ce = CrossEntropyLoss(False, COUNTS, N, class_weighting=class_weighting)
+    assert torch.allclose(focal_single(logits, single), ce(logits, single), atol=1e-6)
+
+
+def test_focal_down_weights_easy_examples():
+    easy = torch.tensor([[6.0, -6.0]])
+    target = torch.tensor([[1.0, 0.0]])
+    focal = FocalLoss(True, COUNTS[:2], N, gamma=2.0)(easy, target)
+    assert focal < 1e-3 * F.binary_cross_entropy_with_logits(easy, target)
+
+
+def test_default_loss_follows_the_task():
+    assert isinstance(default_loss(True, COUNTS, N), BCELoss)
+    assert isinstance(default_loss(False, COUNTS, N), CrossEntropyLoss)
+
+
+def test_single_label_metrics_hand_computed():
+    # gold 0,0,1,2 ; predicted 0,1,1,2 → accuracy 3/4; F1 per class: 0: 2/3, 1: 2/3, 2: 1
+    probs = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    target = torch.tensor([0, 0, 1, 2])
+    metrics = build_metrics(3, multi_label=False)
+    metrics.update(probs[:2], target[:2])  # two batches: computed over the whole split
+    metrics.update(probs[2:], target[2:])
+    out = metrics.compute()
+    assert out["accuracy"] == pytest.approx(0.75)
+    assert out["f1_macro"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    assert out["f1_weighted"] == pytest.approx((2 * 2 / 3 + 2 / 3 + 1) / 4)
+
+
+def test_multi_label_metrics_hand_computed():
+    probs = torch.tensor([[0.9, 0.6, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.3]])
+    target = torch.tensor([[1, 0, 0], [0, 1, 1], [0, 0, 0]])
+    out = build_metrics(3, multi_label=True).forward(probs, target)
+    # predictions at 0.5: {0,1}, {1}, {} ; gold {0}, {1,2}, {}
+    # jaccard: 1/2, 1/2, 1 (empty vs empty) → 2/3 ; exact match: 1/3
+    assert out["jaccard"] == pytest.approx(2 / 3)
+    assert out["exact_match"] == pytest.approx(1 / 3)
+    # micro: tp=2, fp=1, fn=1 → F1 = 2/3 ; macro: label0 1, label1 2/3, label2 0 → 5/9
+    assert out["f1_micro"] == pytest.approx(2 / 3)
+    assert out["f1_macro"] == pytest.approx(5 / 9)
+
+
+def test_sample_jaccard_threshold():
+    metric = SampleJaccard(threshold=0.25)
+    metric.update(torch.tensor([[0.3, 0.2]]), torch.tensor([[1, 1]]))
+    assert metric.compute() == pytest.approx(0.5)

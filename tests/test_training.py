@@ -1,0 +1,86 @@
+"""Real Lightning runs on tiny random-init models: learning, artifacts, export round trip, bad combinations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from emo_lightning.inference.predictor import EmotionPredictor
+from emo_lightning.train import build_classifier, train
+from emo_lightning.utils.errors import ConfigError, config_error_in
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "squeezebert", "roberta"])
+def test_overfit_one_batch(family, tiny_cfg):
+    cfg = tiny_cfg("debug=overfit", "logger=none", "trainer.overfit_batches=1", "trainer.max_epochs=30",
+                   "optimizer.lr=3e-3", "data.batch_size=12", family=family)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    module, _ = build_classifier(cfg, datamodule)
+    batch = next(iter(datamodule.train_dataloader()))
+    module.train()
+    before = module.model_step(batch)[0].item()
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(module, datamodule=datamodule)
+    module.eval()
+    with torch.no_grad():
+        after = module.model_step(batch)[0].item()
+    assert after < 0.1 * before, f"{family}: loss {before:.3f} → {after:.3f}"
+
+
+def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("data=go_emotions", "trainer.max_epochs=2", "logger=csv")
+    metrics = train(cfg)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("val/f1_micro", "val/f1_macro", "val/auroc_micro", "val/auroc_macro", "val/jaccard",
+                "val/exact_match", "test/f1_macro", "test/jaccard"):
+        assert key in record["metrics"] and key in metrics
+    assert record["monitor"] == "val/f1_macro" and record["checkpoint"].endswith(".ckpt")
+    spec = json.loads((tmp_path / "model" / "classifier.json").read_text())
+    assert spec["multi_label"] and len(spec["label_names"]) == 28
+    assert spec["problem_type"] == "multi_label_classification"
+    assert list((tmp_path / "csv").rglob("metrics.csv"))
+
+
+def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("logger=none")
+    train(cfg)
+    predictor = EmotionPredictor.from_run(tmp_path)
+    texts = ["i feel so lonely", "i am thrilled and happy about today", "scared"]
+    probs = predictor.predict_proba(texts)
+    assert probs.shape == (3, 6) and torch.allclose(probs.sum(1), torch.ones(3))
+    # rebuild the module from the best checkpoint and compare
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    module, _ = build_classifier(cfg, datamodule)
+    ckpt = json.loads((tmp_path / "metrics.json").read_text())["checkpoint"]
+    module.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
+    module.eval()
+    batch = datamodule.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = module.probabilities(module(batch["input_ids"], batch["attention_mask"]))
+    assert torch.allclose(probs, expected, atol=1e-5)
+    assert all(p.dtype == torch.float32 for p in predictor.network.parameters())
+    ranked = predictor.predict(texts)[0]
+    assert ranked.scores[0][1] == max(ranked.scores[i][1] for i in range(6))
+
+
+def test_ce_on_multi_label_data_is_refused_before_training(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("data=go_emotions", "loss=ce")
+    with pytest.raises(Exception) as info:
+        train(cfg)
+    error = config_error_in(info.value)
+    assert isinstance(error, ConfigError) and "use loss=bce or loss=focal" in str(error)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_config_override_typo_of_backbone_field(tiny_cfg):
+    cfg = tiny_cfg("+model.config_overrides.hiden_dropout_prob=0.2")
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    with pytest.raises(Exception) as info:
+        build_classifier(cfg, datamodule)
+    assert "hiden_dropout_prob is not a field of BertConfig" in str(config_error_in(info.value))

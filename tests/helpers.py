@@ -18,14 +18,23 @@ CUES = {
     "fear": "i feel scared and afraid of the dark",
     "surprise": "i am amazed and shocked by the news",
 }
-FILLER = "really very quite today now again still just".split()
+FILLER = ["really", "very", "quite", "today", "now", "again", "still", "just"]
 
 TINY_SIZES = {
     "bert": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
     "distilbert": dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64),
     "squeezebert": dict(
-        hidden_size=32, embedding_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        q_groups=2, k_groups=2, v_groups=2, post_attention_groups=1, intermediate_groups=2, output_groups=2,
+        hidden_size=32,
+        embedding_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        q_groups=2,
+        k_groups=2,
+        v_groups=2,
+        post_attention_groups=1,
+        intermediate_groups=2,
+        output_groups=2,
     ),
     "roberta": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
 }
@@ -46,11 +55,18 @@ def build_tokenizer(path: Path) -> PreTrainedTokenizerFast:
     tok.train_from_iterator(corpus * 5, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
     )
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=128,
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=128,
     )
     fast.save_pretrained(path)
     return fast
@@ -59,8 +75,11 @@ def build_tokenizer(path: Path) -> PreTrainedTokenizerFast:
 def build_tiny_model(path: Path, model_type: str, tokenizer: PreTrainedTokenizerFast) -> Path:
     """A random-init encoder of `model_type`, saved with its tokenizer so `from_pretrained(path)` works."""
     config = AutoConfig.for_model(
-        model_type, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-        max_position_embeddings=130, **TINY_SIZES[model_type],
+        model_type,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=130,
+        **TINY_SIZES[model_type],
     )
     AutoModel.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -95,16 +114,32 @@ def write_tiny_mirror(mirror: Path, n: int = 48, seed: int = 0) -> Path:
     go = {}
     for split, size in sizes.items():
         labels = [sorted({i % 28, (i * 7) % 28}) for i in range(size)]
-        features = Features({"text": Value("string"), "labels": List(ClassLabel(names=go_names)), "id": Value("string")})
+        features = Features(
+            {"text": Value("string"), "labels": List(ClassLabel(names=go_names)), "id": Value("string")}
+        )
         texts = [emotion_text(EMOTIONS[i % 6], rng) for i in range(size)]
         go[split] = Dataset.from_dict({"text": texts, "labels": labels, "id": [str(i) for i in range(size)]}, features)
     write_hub_dataset(mirror / "google-research-datasets" / "go_emotions", "simplified", go)
 
-    sem_names = ["anger", "anticipation", "disgust", "fear", "joy", "love", "optimism", "pessimism", "sadness",
-                 "surprise", "trust"]
+    sem_names = [
+        "anger",
+        "anticipation",
+        "disgust",
+        "fear",
+        "joy",
+        "love",
+        "optimism",
+        "pessimism",
+        "sadness",
+        "surprise",
+        "trust",
+    ]
     sem = {}
     for split, size in sizes.items():
-        columns = {"ID": [f"2018-{i}" for i in range(size)], "Tweet": [emotion_text(EMOTIONS[i % 6], rng) for i in range(size)]}
+        columns = {
+            "ID": [f"2018-{i}" for i in range(size)],
+            "Tweet": [emotion_text(EMOTIONS[i % 6], rng) for i in range(size)],
+        }
         for j, name in enumerate(sem_names):
             columns[name] = [(i + j) % 3 == 0 for i in range(size)]
         features = Features({"ID": Value("string"), "Tweet": Value("string"), **{n: Value("bool") for n in sem_names}})

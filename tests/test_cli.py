@@ -15,23 +15,45 @@ from tests.helpers import wandb_history_keys
 
 
 def run(script: str, *args: str, cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HYDRA_FULL_ERROR": "0",
-           "WANDB_SILENT": "true", **(env_extra or {})}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HYDRA_FULL_ERROR": "0",
+        "WANDB_SILENT": "true",
+        **(env_extra or {}),
+    }
     env.pop("WANDB_MODE", None)  # the product must go offline by itself
     env.pop("WANDB_API_KEY", None)
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def tiny_args(tiny_models, tiny_mirror) -> list[str]:
-    return [f"model.pretrained_model_name_or_path={tiny_models['bert']}", f"paths.data_dir={tiny_mirror}",
-            "trainer.accelerator=cpu", "data.batch_size=8", "callbacks.progress_bar.refresh_rate=0",
-            "trainer.log_every_n_steps=1"]
+    return [
+        f"model.pretrained_model_name_or_path={tiny_models['bert']}",
+        f"paths.data_dir={tiny_mirror}",
+        "trainer.accelerator=cpu",
+        "data.batch_size=8",
+        "callbacks.progress_bar.refresh_rate=0",
+        "trainer.log_every_n_steps=1",
+    ]
 
 
 def test_fast_dev_run_then_predict(tmp_path, tiny_models, tiny_mirror):
-    out = run("train.py", "debug=fdr", *tiny_args(tiny_models, tiny_mirror), f"hydra.run.dir={tmp_path}/run",
-              cwd=tmp_path)
+    out = run(
+        "train.py",
+        "debug=fdr",
+        *tiny_args(tiny_models, tiny_mirror),
+        f"hydra.run.dir={tmp_path}/run",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "run" / "model" / "classifier.json").exists()
     pred = run("predict.py", f"run_dir={tmp_path}/run", 'texts=["i feel so lonely","i am thrilled"]', cwd=tmp_path)
@@ -43,9 +65,19 @@ def test_fast_dev_run_then_predict(tmp_path, tiny_models, tiny_mirror):
 
 
 def test_multirun_2x2_with_wandb_offline(tmp_path, tiny_models, tiny_mirror):
-    out = run("train.py", "-m", "loss=bce,focal", "head=linear,mlp", "data=sem_eval_2018", "logger=wandb",
-              "trainer.max_steps=4", "trainer.val_check_interval=2", *tiny_args(tiny_models, tiny_mirror),
-              f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
+    out = run(
+        "train.py",
+        "-m",
+        "loss=bce,focal",
+        "head=linear,mlp",
+        "data=sem_eval_2018",
+        "logger=wandb",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+        *tiny_args(tiny_models, tiny_mirror),
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name.isdigit())
     assert len(jobs) == 4

@@ -9,8 +9,20 @@ from emo_lightning.utils.config import iter_target_nodes, validate_config
 from emo_lightning.utils.errors import ConfigError
 from tests.conftest import CONF, compose_train
 
-GROUPS = ["data", "model", "head", "loss", "optimizer", "scheduler", "trainer", "logger", "callbacks", "paths",
-          "experiment", "debug"]
+GROUPS = [
+    "data",
+    "model",
+    "head",
+    "loss",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "experiment",
+    "debug",
+]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 

@@ -14,7 +14,11 @@ from emo_lightning.data.hub_datasets import EmotionDataModule, GoEmotionsDataMod
 from emo_lightning.utils.errors import ConfigError
 from tests.conftest import require_shared
 
-HUB_MODULES = [(EmotionDataModule, 6, False), (GoEmotionsDataModule, 28, True), (SemEval2018DataModule, 11, True)]
+HUB_MODULES = [
+    (EmotionDataModule, 6, False),
+    (GoEmotionsDataModule, 28, True),
+    (SemEval2018DataModule, 11, True),
+]
 
 
 def make(cls, tokenizer, **kwargs):
@@ -69,8 +73,14 @@ def test_hub_datamodules_on_real_mirror(cls, num_labels, multi_label, first, siz
 def test_csv_with_label_names_and_held_out_validation(tmp_path, tiny_tokenizer_dir):
     rows = [("i am so happy", "joy"), ("i feel sad", "sadness"), ("so angry now", "anger")] * 10
     pd.DataFrame(rows, columns=["sentence", "emotion"]).to_csv(tmp_path / "train.csv", index=False)
-    dm = make(FilesDataModule, tiny_tokenizer_dir, train_file=str(tmp_path / "train.csv"),
-              text_column="sentence", label_column="emotion", validation_fraction=0.2)
+    dm = make(
+        FilesDataModule,
+        tiny_tokenizer_dir,
+        train_file=str(tmp_path / "train.csv"),
+        text_column="sentence",
+        label_column="emotion",
+        validation_fraction=0.2,
+    )
     dm.setup()
     assert dm.label_names == ["anger", "joy", "sadness"] and not dm.multi_label
     assert (len(dm.tokenized["train"]), len(dm.tokenized["validation"])) == (24, 6)
@@ -83,42 +93,74 @@ def test_seed_style_semicolon_txt_without_header(tmp_path, tiny_tokenizer_dir):
     for split, n in (("train", 12), ("val", 6)):
         lines = [f"i feel {'great' if i % 2 else 'awful'} today;{'joy' if i % 2 else 'sadness'}" for i in range(n)]
         (tmp_path / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    dm = make(FilesDataModule, tiny_tokenizer_dir, train_file=str(tmp_path / "train.txt"),
-              validation_file=str(tmp_path / "val.txt"), label_column="label", delimiter=";",
-              column_names=["text", "label"])
+    dm = make(
+        FilesDataModule,
+        tiny_tokenizer_dir,
+        train_file=str(tmp_path / "train.txt"),
+        validation_file=str(tmp_path / "val.txt"),
+        label_column="label",
+        delimiter=";",
+        column_names=["text", "label"],
+    )
     dm.setup()
     assert dm.label_names == ["joy", "sadness"]
     assert len(dm.tokenized["validation"]) == 6
 
 
 def test_jsonl_with_label_lists_is_multi_label(tmp_path, tiny_tokenizer_dir):
-    rows = [{"text": "happy and loving", "labels": ["joy", "love"]}, {"text": "scared", "labels": ["fear"]},
-            {"text": "nothing", "labels": []}] * 4
+    rows = [
+        {"text": "happy and loving", "labels": ["joy", "love"]},
+        {"text": "scared", "labels": ["fear"]},
+        {"text": "nothing", "labels": []},
+    ] * 4
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    dm = make(FilesDataModule, tiny_tokenizer_dir, train_file=str(tmp_path / "train.jsonl"),
-              label_column="labels", validation_fraction=0.25)
+    dm = make(
+        FilesDataModule,
+        tiny_tokenizer_dir,
+        train_file=str(tmp_path / "train.jsonl"),
+        label_column="labels",
+        validation_fraction=0.25,
+    )
     dm.setup()
     assert dm.multi_label and dm.label_names == ["fear", "joy", "love"]
     assert dm.train_label_counts().sum() > 0
 
 
 def test_parquet_with_binary_columns(tmp_path, tiny_tokenizer_dir):
-    df = pd.DataFrame({"text": ["a joyful day", "a sad day", "a scary sad day"] * 4,
-                       "joy": [1, 0, 0] * 4, "sadness": [0, 1, 1] * 4, "fear": [0, 0, 1] * 4})
+    df = pd.DataFrame(
+        {
+            "text": ["a joyful day", "a sad day", "a scary sad day"] * 4,
+            "joy": [1, 0, 0] * 4,
+            "sadness": [0, 1, 1] * 4,
+            "fear": [0, 0, 1] * 4,
+        }
+    )
     for split in ("train", "validation", "test"):
         df.to_parquet(tmp_path / f"{split}.parquet")
-    dm = make(FilesDataModule, tiny_tokenizer_dir, train_file=str(tmp_path / "train.parquet"),
-              validation_file=str(tmp_path / "validation.parquet"), test_file=str(tmp_path / "test.parquet"),
-              label_columns=["joy", "sadness", "fear"])
+    dm = make(
+        FilesDataModule,
+        tiny_tokenizer_dir,
+        train_file=str(tmp_path / "train.parquet"),
+        validation_file=str(tmp_path / "validation.parquet"),
+        test_file=str(tmp_path / "test.parquet"),
+        label_columns=["joy", "sadness", "fear"],
+    )
     dm.setup()
     assert dm.multi_label and dm.label_names == ["joy", "sadness", "fear"]
     assert dm.labeled.splits["test"][2]["labels"] == [0.0, 1.0, 1.0]
 
 
 def test_tsv_with_label_ids_and_separator(tmp_path, tiny_tokenizer_dir):
-    (tmp_path / "train.tsv").write_text("text\tlabels\n" + "".join(f"text {i}\t{i % 3},{(i + 1) % 3}\n" for i in range(12)))
-    dm = make(FilesDataModule, tiny_tokenizer_dir, train_file=str(tmp_path / "train.tsv"),
-              label_column="labels", label_separator=",")
+    (tmp_path / "train.tsv").write_text(
+        "text\tlabels\n" + "".join(f"text {i}\t{i % 3},{(i + 1) % 3}\n" for i in range(12))
+    )
+    dm = make(
+        FilesDataModule,
+        tiny_tokenizer_dir,
+        train_file=str(tmp_path / "train.tsv"),
+        label_column="labels",
+        label_separator=",",
+    )
     dm.setup()
     assert dm.multi_label and dm.label_names == ["0", "1", "2"]
 
@@ -135,12 +177,22 @@ def test_parquet_class_label_feature_gives_the_names(tmp_path, tiny_tokenizer_di
     ("files", "kwargs", "message"),
     [
         ({"train.csv": "text,label\na,joy\n"}, {"label_column": "emotion"}, "has no column 'emotion'"),
-        ({"train.csv": "text,label\na,joy\nb,sad\n", "val.csv": "text,label\nc,angry\n"},
-         {"label_column": "label", "validation_file": "val.csv"}, "label 'angry', which the training file never uses"),
+        (
+            {"train.csv": "text,label\na,joy\nb,sad\n", "val.csv": "text,label\nc,angry\n"},
+            {"label_column": "label", "validation_file": "val.csv"},
+            "label 'angry', which the training file never uses",
+        ),
         ({"train.csv": "text,label\n,joy\nb,sad\n"}, {"label_column": "label"}, "row 1 has no text"),
-        ({"train.csv": 'text,label\n"unterminated,joy\nb,sad,extra,cols\n'}, {"label_column": "label"}, "could not read"),
-        ({"train.csv": "text,label\na,joy\n"}, {"label_column": "label", "validation_file": "missing.csv"},
-         "does not exist"),
+        (
+            {"train.csv": 'text,label\n"unterminated,joy\nb,sad,extra,cols\n'},
+            {"label_column": "label"},
+            "could not read",
+        ),
+        (
+            {"train.csv": "text,label\na,joy\n"},
+            {"label_column": "label", "validation_file": "missing.csv"},
+            "does not exist",
+        ),
         ({"train.xlsx": "x"}, {"label_column": "label"}, "suffixes"),
         ({"train.csv": "text,label\na,joy\n"}, {}, "exactly one of data.label_column or data.label_columns"),
     ],

@@ -38,7 +38,9 @@ def test_unknown_pooling_is_refused():
 
 def test_bce_matches_torch_and_weights_positives():
     logits, targets = torch.randn(8, 3), torch.randint(0, 2, (8, 3)).float()
-    assert torch.allclose(BCELoss(True, COUNTS, N)(logits, targets), F.binary_cross_entropy_with_logits(logits, targets))
+    assert torch.allclose(
+        BCELoss(True, COUNTS, N)(logits, targets), F.binary_cross_entropy_with_logits(logits, targets)
+    )
     weighted = BCELoss(True, COUNTS, N, class_weighting=True)
     assert torch.allclose(weighted.pos_weight, torch.tensor([1.0, 3.0, 7.0]))  # max(1, neg/pos)
     expected = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=torch.tensor([1.0, 3.0, 7.0]))

@@ -15,8 +15,15 @@ from emo_lightning.utils.errors import ConfigError, config_error_in
 
 @pytest.mark.parametrize("family", ["bert", "distilbert", "squeezebert", "roberta"])
 def test_overfit_one_batch(family, tiny_cfg):
-    cfg = tiny_cfg("debug=overfit", "logger=none", "trainer.overfit_batches=1", "trainer.max_epochs=30",
-                   "optimizer.lr=3e-3", "data.batch_size=12", family=family)
+    cfg = tiny_cfg(
+        "debug=overfit",
+        "logger=none",
+        "trainer.overfit_batches=1",
+        "trainer.max_epochs=30",
+        "optimizer.lr=3e-3",
+        "data.batch_size=12",
+        family=family,
+    )
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     module, _ = build_classifier(cfg, datamodule)
@@ -35,8 +42,16 @@ def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
     cfg = tiny_cfg("data=go_emotions", "trainer.max_epochs=2", "logger=csv")
     metrics = train(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
-    for key in ("val/f1_micro", "val/f1_macro", "val/auroc_micro", "val/auroc_macro", "val/jaccard",
-                "val/exact_match", "test/f1_macro", "test/jaccard"):
+    for key in (
+        "val/f1_micro",
+        "val/f1_macro",
+        "val/auroc_micro",
+        "val/auroc_macro",
+        "val/jaccard",
+        "val/exact_match",
+        "test/f1_macro",
+        "test/jaccard",
+    ):
         assert key in record["metrics"] and key in metrics
     assert record["monitor"] == "val/f1_macro" and record["checkpoint"].endswith(".ckpt")
     spec = json.loads((tmp_path / "model" / "classifier.json").read_text())

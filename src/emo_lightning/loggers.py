@@ -15,9 +15,7 @@ from lightning.pytorch.loggers import WandbLogger
 log = logging.getLogger(__name__)
 
 
-def wandb_logger(
-    project: str, save_dir: str, mode: str = "auto", name: str | None = None, **kwargs
-) -> WandbLogger:
+def wandb_logger(project: str, save_dir: str, mode: str = "auto", name: str | None = None, **kwargs) -> WandbLogger:
     """A `WandbLogger` writing inside the run dir.
 
     Args:

@@ -91,5 +91,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def write_metrics(path: Path, metrics: dict[str, float], checkpoint: str | None, monitor: str) -> None:
-    record = {"monitor": monitor, "checkpoint": checkpoint, "metrics": {k: float(v) for k, v in metrics.items()}}
+    record = {
+        "monitor": monitor,
+        "checkpoint": checkpoint,
+        "metrics": {k: float(v) for k, v in metrics.items()},
+    }
     path.write_text(json.dumps(record, indent=2))

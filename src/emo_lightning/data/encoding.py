@@ -37,9 +37,7 @@ def tokenize_splits(splits: DatasetDict, tokenizer: PreTrainedTokenizerBase, max
     def encode(batch: dict) -> dict:
         return tokenizer(batch[TEXT], truncation=True, max_length=max_length)
 
-    return splits.map(
-        encode, batched=True, remove_columns=[TEXT], desc=f"Tokenizing (max_length={max_length})"
-    )
+    return splits.map(encode, batched=True, remove_columns=[TEXT], desc=f"Tokenizing (max_length={max_length})")
 
 
 def label_counts(train_labels: list, num_labels: int, multi_label: bool) -> torch.Tensor:

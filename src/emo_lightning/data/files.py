@@ -10,7 +10,14 @@ from emo_lightning.data.datamodule import TextClassificationDataModule
 from emo_lightning.data.encoding import LABELS, TEXT, LabeledSplits, multi_hot
 from emo_lightning.utils.errors import ConfigError
 
-BUILDERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+BUILDERS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+}
 DEFAULT_DELIMITER = {".csv": ",", ".tsv": "\t"}
 
 
@@ -169,7 +176,9 @@ class FilesDataModule(TextClassificationDataModule):
         train = splits["train"]
         try:
             parts = train.train_test_split(
-                test_size=self.validation_fraction, seed=self.seed, stratify_by_column=None if multi_label else LABELS
+                test_size=self.validation_fraction,
+                seed=self.seed,
+                stratify_by_column=None if multi_label else LABELS,
             )
         except ValueError:  # a class too rare to stratify
             parts = train.train_test_split(test_size=self.validation_fraction, seed=self.seed)

@@ -76,7 +76,10 @@ class SemEval2018DataModule(TextClassificationDataModule):
         names = [col for col, f in raw["train"].features.items() if getattr(f, "dtype", None) == "bool"]
         features = Features({TEXT: Value("string"), LABELS: MULTI_HOT})
         splits = raw.map(
-            lambda b: {TEXT: b["Tweet"], LABELS: [[float(v) for v in row] for row in zip(*(b[n] for n in names))]},
+            lambda b: {
+                TEXT: b["Tweet"],
+                LABELS: [[float(v) for v in row] for row in zip(*(b[n] for n in names))],
+            },
             batched=True,
             remove_columns=raw["train"].column_names,
             features=features,

@@ -1,10 +1,10 @@
 """The `model/` folder: everything prediction needs, without the training config.
 
-    model/
-      config.json, model.safetensors   the encoder (`save_pretrained`), fp32
-      tokenizer files                  `save_pretrained` of the tokenizer
-      head.safetensors                 head weights, fp32
-      classifier.json                  head class + arguments, label names, problem type, threshold, max_length
+model/
+  config.json, model.safetensors   the encoder (`save_pretrained`), fp32
+  tokenizer files                  `save_pretrained` of the tokenizer
+  head.safetensors                 head weights, fp32
+  classifier.json                  head class + arguments, label names, problem type, threshold, max_length
 """
 
 from __future__ import annotations
@@ -55,9 +55,7 @@ def save_model_dir(
     tokenizer.save_pretrained(path)
     head = {k: v.detach().float().cpu().contiguous() for k, v in network.head.state_dict().items()}
     save_file(head, path / HEAD_WEIGHTS)
-    (path / CLASSIFIER_FILE).write_text(
-        json.dumps({**asdict(spec), "problem_type": spec.problem_type}, indent=2)
-    )
+    (path / CLASSIFIER_FILE).write_text(json.dumps({**asdict(spec), "problem_type": spec.problem_type}, indent=2))
     return path
 
 

@@ -83,9 +83,7 @@ class CrossEntropyLoss(nn.Module):
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(
-            logits.float(), targets.long(), weight=self.weight, label_smoothing=self.label_smoothing
-        )
+        return F.cross_entropy(logits.float(), targets.long(), weight=self.weight, label_smoothing=self.label_smoothing)
 
 
 class FocalLoss(nn.Module):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import subprocess
 import sys
 import time
 from datetime import datetime
@@ -105,8 +106,10 @@ def compose_cfg(dataset: str, overrides: dict, max_steps: int, output_dir: Path)
     return cfg
 
 
-def run_mode(dataset: str, mode: str, steps: int, warmup: int, peak: float, output_dir: Path, epoch: bool = False):
-    overrides = dict(MODES[mode])
+def run_mode(
+    dataset: str, mode: str, steps: int, warmup: int, peak: float, output_dir: Path, extra: list[str], epoch=False
+):
+    overrides = dict(MODES[mode]) | dict(item.split("=", 1) for item in extra)
     cfg = compose_cfg(dataset, overrides, -1 if epoch else warmup + steps, output_dir)
     if epoch:
         with open_dict(cfg):
@@ -130,6 +133,31 @@ def run_mode(dataset: str, mode: str, steps: int, warmup: int, peak: float, outp
     if mode == "global":
         row["padded_to"] = datamodule.pad_to_multiple_of
     return row
+
+
+def run_in_child(row: str, args, peak: float) -> dict:
+    """Each row in a fresh process, so no row inherits another's allocator state or threads."""
+    cmd = [
+        sys.executable,
+        __file__,
+        "--row",
+        row,
+        "--peak",
+        str(peak),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--out",
+        str(args.out),
+        "--set",
+        *args.set,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("ROW ")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark row {row} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][4:])
 
 
 def print_table(rows: list[dict]) -> None:
@@ -158,9 +186,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-epoch", action="store_true", help="skip the full emotion epoch")
+    parser.add_argument("--set", nargs="*", default=[], help="extra config overrides for every row, key=value")
+    parser.add_argument("--row", help=argparse.SUPPRESS)  # dataset:mode[:epoch], run in a child process
+    parser.add_argument("--peak", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
     args = parser.parse_args()
     logging.disable(logging.INFO)
+    if args.row:
+        dataset, mode, *epoch = args.row.split(":")
+        row = run_mode(dataset, mode, args.steps, args.warmup, args.peak, args.out / "scratch", args.set, bool(epoch))
+        print("ROW " + json.dumps(row))
+        return
 
     peak = gemm_peak_gflops(torch.float32)
     machine = {
@@ -170,18 +206,17 @@ def main() -> None:
         "torch": torch.__version__,
     }
     print(f"processor: {machine['processor']}  caps: {cpu_capabilities()}  fp32 GEMM peak: {peak:.0f} GFLOP/s")
-    scratch = args.out / "scratch"
     rows = []
     for dataset in args.datasets:
         for mode in args.modes:
-            rows.append(run_mode(dataset, mode, args.steps, args.warmup, peak, scratch))
+            rows.append(run_in_child(f"{dataset}:{mode}", args, peak))
             base = next((r for r in rows if r["dataset"] == dataset and r["mode"] == "global"), None)
             if base:
                 rows[-1]["speedup"] = round(rows[-1]["samples_per_s"] / base["samples_per_s"], 2)
             print_table(rows[-1:])
     epoch = None
     if not args.no_epoch:
-        epoch = run_mode("emotion", "grouped", 0, 0, peak, scratch, epoch=True)
+        epoch = run_in_child("emotion:grouped:epoch", args, peak)
         print(f"one full emotion epoch (grouped, {epoch['steps']} steps): {epoch['seconds']:.0f} s")
     print()
     print_table(rows)

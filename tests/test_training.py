@@ -93,7 +93,7 @@ def test_ce_on_multi_label_data_is_refused_before_training(tiny_cfg, tmp_path):
 
 
 def test_config_override_typo_of_backbone_field(tiny_cfg):
-    cfg = tiny_cfg("+model.config_overrides.hiden_dropout_prob=0.2")
+    cfg = tiny_cfg("model.config_overrides={hiden_dropout_prob:0.2}")
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     with pytest.raises(Exception) as info:

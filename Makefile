@@ -13,10 +13,6 @@ endif
 ifneq ($(wildcard $(SHARED)/models),)
 export EMO_MODEL_DIR ?= $(SHARED)/models
 endif
-# The Hub is unreachable here; say so up front instead of waiting for timeouts.
-export HF_HUB_OFFLINE ?= 1
-export HF_DATASETS_OFFLINE ?= 1
-export WANDB_MODE ?= offline
 
 .PHONY: help install train test test-all lint format clean bench-speed
 

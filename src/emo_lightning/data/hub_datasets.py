@@ -11,16 +11,31 @@ from emo_lightning.data.loading import load_hub_dataset
 MULTI_HOT = List(Value("float32"))
 
 
-class EmotionDataModule(TextClassificationDataModule):
-    """dair-ai/emotion (CARER): English tweets, 6 classes, one label each."""
+class HubDataModule(TextClassificationDataModule):
+    """A dataset loaded by Hub id and config name; subclasses give the defaults and the label encoding.
 
-    def __init__(self, path: str = "dair-ai/emotion", config_name: str = "split", **kwargs) -> None:
+    Args:
+        path: Hub id (or local folder); looked up in the `data_dir` mirror first.
+        config_name: the dataset config.
+    """
+
+    HUB_ID: str
+    CONFIG_NAME: str
+
+    def __init__(self, path: str | None = None, config_name: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.path, self.config_name = path, config_name
+        self.path = path or self.HUB_ID
+        self.config_name = config_name or self.CONFIG_NAME
 
     @property
     def name(self) -> str:
         return self.path
+
+
+class EmotionDataModule(HubDataModule):
+    """dair-ai/emotion (CARER): English tweets, 6 classes, one label each."""
+
+    HUB_ID, CONFIG_NAME = "dair-ai/emotion", "split"
 
     def load_splits(self) -> LabeledSplits:
         raw = load_hub_dataset(self.path, self.config_name, self.data_dir)
@@ -29,18 +44,10 @@ class EmotionDataModule(TextClassificationDataModule):
         return LabeledSplits(splits, list(names), multi_label=False)
 
 
-class GoEmotionsDataModule(TextClassificationDataModule):
+class GoEmotionsDataModule(HubDataModule):
     """google-research-datasets/go_emotions (simplified): Reddit comments, 28 labels, multi-label."""
 
-    def __init__(
-        self, path: str = "google-research-datasets/go_emotions", config_name: str = "simplified", **kwargs
-    ) -> None:
-        super().__init__(**kwargs)
-        self.path, self.config_name = path, config_name
-
-    @property
-    def name(self) -> str:
-        return self.path
+    HUB_ID, CONFIG_NAME = "google-research-datasets/go_emotions", "simplified"
 
     def load_splits(self) -> LabeledSplits:
         raw = load_hub_dataset(self.path, self.config_name, self.data_dir)
@@ -55,21 +62,10 @@ class GoEmotionsDataModule(TextClassificationDataModule):
         return LabeledSplits(splits, names, multi_label=True)
 
 
-class SemEval2018DataModule(TextClassificationDataModule):
+class SemEval2018DataModule(HubDataModule):
     """SemEvalWorkshop/sem_eval_2018_task_1 (subtask5.english, E-c): tweets, 11 bool columns → multi-label."""
 
-    def __init__(
-        self,
-        path: str = "SemEvalWorkshop/sem_eval_2018_task_1",
-        config_name: str = "subtask5.english",
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.path, self.config_name = path, config_name
-
-    @property
-    def name(self) -> str:
-        return self.path
+    HUB_ID, CONFIG_NAME = "SemEvalWorkshop/sem_eval_2018_task_1", "subtask5.english"
 
     def load_splits(self) -> LabeledSplits:
         raw = load_hub_dataset(self.path, self.config_name, self.data_dir)

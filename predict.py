@@ -16,7 +16,7 @@ def main(cfg: DictConfig) -> None:
     try:
         if not texts:
             raise ConfigError('nothing to predict: give text="..." or texts=["...","..."]')
-        predictor = EmotionPredictor.from_run(cfg.run_dir, batch_size=cfg.batch_size)
+        predictor = EmotionPredictor.from_run(cfg.run_dir, batch_size=cfg.batch_size, precision=cfg.precision)
     except Exception as err:
         if config_error_in(err) is None:
             raise

@@ -20,15 +20,6 @@ def processor_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_capabilities() -> dict[str, object]:
-    return {
-        "isa": torch.backends.cpu.get_cpu_capability(),
-        "avx512_bf16": torch.cpu._is_avx512_bf16_supported(),
-        "amx": torch.cpu._is_amx_tile_supported(),
-        "threads": torch.get_num_threads(),
-    }
-
-
 def gemm_peak_gflops(dtype: torch.dtype = torch.float32, sizes=(1024, 2048, 3072), repeats: int = 10) -> float:
     """Best observed square-GEMM rate (GFLOP/s) over a few sizes: the denominator of MFU.
 

@@ -45,7 +45,7 @@ def test_defaults_are_emotion_with_minilm():
     cfg = compose_train([])
     assert cfg.data._target_.endswith("EmotionDataModule")
     assert cfg.model.pretrained_model_name_or_path == "sentence-transformers/all-MiniLM-L6-v2"
-    assert cfg.trainer.precision == "32-true"
+    assert cfg.trainer.precision == "auto"
 
 
 def test_unknown_key_is_refused_with_a_suggestion():

@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 
 from emo_lightning.inference.predictor import EmotionPredictor
-from emo_lightning.train import build_classifier, train
+from emo_lightning.train import build_classifier, build_trainer, train
 from emo_lightning.utils.errors import ConfigError, config_error_in
 
 
@@ -30,7 +30,7 @@ def test_overfit_one_batch(family, tiny_cfg):
     batch = next(iter(datamodule.train_dataloader()))
     module.train()
     before = module.model_step(batch)[0].item()
-    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer = build_trainer(cfg, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(module, datamodule=datamodule)
     module.eval()
     with torch.no_grad():

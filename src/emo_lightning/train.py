@@ -16,6 +16,7 @@ from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.export import ClassifierSpec, save_model_dir
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.utils.config import validate_config
+from emo_lightning.utils.hardware import Hardware, configure_kernels, resolve_precision, uses_gpu
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,14 @@ def build_classifier(cfg: DictConfig, datamodule) -> tuple[EmotionClassifier, Cl
     return module, spec
 
 
+def build_trainer(cfg: DictConfig, **kwargs) -> L.Trainer:
+    """The configured Trainer, with `precision=auto` resolved for this machine and its kernel settings applied."""
+    on_gpu = uses_gpu(cfg.trainer.accelerator)
+    precision = resolve_precision(cfg.trainer.precision, Hardware.detect(), on_gpu)
+    configure_kernels(on_gpu)
+    return instantiate(cfg.trainer, precision=precision, **kwargs)
+
+
 def instantiate_group(group: DictConfig | None, **defaults) -> list:
     """Instantiate every node of a config group; `defaults` fill keys the config leaves null."""
     objects = []
@@ -70,7 +79,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_group(cfg.logger)
     if not loggers:  # a learning-rate monitor has nowhere to write (Lightning refuses the pair)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    if cfg.compile:
+        module.network.backbone.compile(dynamic=True)  # in place: state_dict keys stay those of the model
+    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:

@@ -6,6 +6,7 @@ import logging
 
 import lightning as L
 import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
@@ -13,6 +14,7 @@ from emo_lightning.data.batching import LengthGroupedBatchSampler, SortedBatchSa
 from emo_lightning.data.encoding import LABELS, LabeledSplits, label_counts, tokenize_splits
 from emo_lightning.data.loading import load_tokenizer
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.hardware import dataloader_workers
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         max_length: truncation length in tokens; batches are padded only to their longest text.
         batch_size: training batch size.
         eval_batch_size: batch size for validation, test and prediction (no gradients, so larger).
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes; None picks per machine (0 on CPU, a few on GPU).
         pad_to_multiple_of: pad batch length up to a multiple of this (8 suits tensor cores).
         length_grouped: draw training batches of near-equal length (`LengthGroupedBatchSampler`);
             False gives plain shuffled batches. Evaluation batches are always sorted by length.
@@ -41,7 +43,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         max_length: int,
         batch_size: int = 32,
         eval_batch_size: int = 128,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         pad_to_multiple_of: int | None = None,
         length_grouped: bool = True,
         mega_batch_factor: int = 50,
@@ -121,13 +123,21 @@ class TextClassificationDataModule(L.LightningDataModule):
         """Token count of every example of `split` (computed once by `datasets`, cached)."""
         return [len(ids) for ids in self.tokenized[split]["input_ids"]]
 
+    def workers(self) -> int:
+        if self.num_workers is not None:
+            return self.num_workers
+        on_gpu = self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
+        return dataloader_workers(on_gpu)
+
     def _loader(self, split: str, batch_sampler: Sampler | None = None, **kwargs) -> DataLoader:
+        workers = self.workers()
         return DataLoader(
             self.tokenized[split],
             batch_sampler=batch_sampler,
             collate_fn=self.collate(),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=workers > 0,
             **kwargs,
         )
 

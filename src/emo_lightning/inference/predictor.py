@@ -10,6 +10,7 @@ import torch
 from emo_lightning.data.batching import SortedBatchSampler, restore_order
 from emo_lightning.models.export import load_model_dir
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.hardware import Hardware, autocast, inference_dtype
 
 
 @dataclass
@@ -20,20 +21,27 @@ class Prediction:
 
 
 class EmotionPredictor:
-    """Wraps an exported model folder: `EmotionPredictor.from_run("outputs/…").predict(["i miss you"])`."""
+    """Wraps an exported model folder: `EmotionPredictor.from_run("outputs/…").predict(["i miss you"])`.
 
-    def __init__(self, model_dir: str | Path, batch_size: int = 64) -> None:
+    `precision`: `auto` (bf16 autocast where the machine has native bf16, else fp32), `fp32`, `bf16` or `fp16`;
+    probabilities are fp32 either way.
+    """
+
+    def __init__(self, model_dir: str | Path, batch_size: int = 64, precision: str = "auto") -> None:
         self.network, self.tokenizer, self.spec = load_model_dir(model_dir)
         self.batch_size = batch_size
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = inference_dtype(precision, Hardware.detect(), self.device)
+        self.network.to(self.device)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, batch_size: int = 64) -> EmotionPredictor:
+    def from_run(cls, run_dir: str | Path, batch_size: int = 64, precision: str = "auto") -> EmotionPredictor:
         """Accept a training run dir (holding `model/`) or the model folder itself."""
         run_dir = Path(run_dir).expanduser()
         if not run_dir.exists():
             raise ConfigError(f"run_dir={run_dir} does not exist: give a training run dir (outputs/…) or its model/")
         model_dir = run_dir / "model" if (run_dir / "model").is_dir() else run_dir
-        return cls(model_dir, batch_size)
+        return cls(model_dir, batch_size, precision)
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str]) -> torch.Tensor:
@@ -45,7 +53,9 @@ class EmotionPredictor:
         chunks = []
         for indices in batches:
             batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in indices]}, return_tensors="pt")
-            logits = self.network(batch["input_ids"], batch["attention_mask"]).float()
+            with autocast(self.device, self.dtype):
+                logits = self.network(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+            logits = logits.float().cpu()
             chunks.append(torch.sigmoid(logits) if self.spec.multi_label else torch.softmax(logits, dim=-1))
         return restore_order(torch.cat(chunks), batches.order)
 

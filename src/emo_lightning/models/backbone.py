@@ -19,6 +19,7 @@ def load_backbone(
     config_overrides: dict | None = None,
     model_dir: str | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
+    attn_implementation: str | None = None,
 ) -> PreTrainedModel:
     """Return the encoder (`AutoModel`) named by `pretrained_model_name_or_path`.
 
@@ -30,6 +31,7 @@ def load_backbone(
         config_overrides: config fields to change (dropout, or sizes for a tiny random model); each must
             already be a field of the model's config.
         tokenizer: with `pretrained=False`, the embedding table is sized to it.
+        attn_implementation: `sdpa`, `eager`, …; None keeps transformers' choice (SDPA where the model has it).
     """
     overrides = dict(config_overrides or {})
     config = _load_config(pretrained_model_name_or_path, model_type, pretrained, model_dir)
@@ -42,12 +44,12 @@ def load_backbone(
     config.update(overrides)
     if pretrained:
         path = resolve_hub_path(pretrained_model_name_or_path, model_dir)
-        model = AutoModel.from_pretrained(path, config=config)
+        model = AutoModel.from_pretrained(path, config=config, attn_implementation=attn_implementation)
     else:
         if tokenizer is not None:
             config.vocab_size = len(tokenizer)
             config.pad_token_id = tokenizer.pad_token_id
-        model = AutoModel.from_config(config)
+        model = AutoModel.from_config(config, attn_implementation=attn_implementation)
         log.info("random-init %s: %.1fM parameters", type(model).__name__, model.num_parameters() / 1e6)
     _freeze_unused_pooler(model)
     return model.train()  # from_pretrained returns eval mode; dropout must be on for fine-tuning

@@ -81,6 +81,20 @@ class EmotionClassifier(L.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self.probabilities(self(batch["input_ids"], batch["attention_mask"]))
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip the true gradients under any precision, fused optimizers included (Lightning refuses
+        fused + mixed-precision clipping because of fp16 loss scaling; we unscale first instead)."""
+        if not gradient_clip_val:
+            return
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is not None:  # 16-mixed: unscale now; the scaler's step then skips its own unscaling
+            scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+
     def configure_optimizers(self):
         # No weight decay on biases and norm weights (every 1-D parameter).
         trainable = [p for p in self.parameters() if p.requires_grad]

@@ -1,0 +1,128 @@
+"""What the machine can do, and the precision and kernel settings that follow from it — one place for all of them.
+
+Training (`trainer.precision=auto`), prediction and the benchmarks all ask here. Measured reasons are in
+docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+from emo_lightning.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+BF16_EMULATED_WARNING = (
+    "{setting}: this CPU has no bf16 matrix units (no AMX, no AVX-512 BF16), so bf16 matmuls are emulated and "
+    "run ~100× slower than fp32; use {fix}"
+)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The capabilities that decide precision: a CUDA GPU (and its bf16 support) or the CPU's bf16 units."""
+
+    cuda: bool = False
+    cuda_bf16: bool = False
+    cpu_isa: str = "DEFAULT"  # torch.backends.cpu.get_cpu_capability(): AVX2, AVX512, ...
+    avx512_bf16: bool = False
+    amx: bool = False
+
+    @classmethod
+    def detect(cls) -> Hardware:
+        cuda = torch.cuda.is_available()
+        return cls(
+            cuda=cuda,
+            cuda_bf16=cuda and torch.cuda.is_bf16_supported(),
+            cpu_isa=torch.backends.cpu.get_cpu_capability(),
+            avx512_bf16=torch.cpu._is_avx512_bf16_supported(),
+            amx=torch.cpu._is_amx_tile_supported(),
+        )
+
+    def summary(self) -> str:
+        if self.cuda:
+            return f"CUDA GPU, bf16 {'yes' if self.cuda_bf16 else 'no'}"
+        return (
+            f"CPU {self.cpu_isa}, AVX-512 BF16 {'yes' if self.avx512_bf16 else 'no'}, AMX {'yes' if self.amx else 'no'}"
+        )
+
+
+def choose_precision(hw: Hardware, on_gpu: bool) -> tuple[str, str]:
+    """The fastest training precision that keeps fp32 results, and why: (Lightning precision, reason)."""
+    if on_gpu and hw.cuda:
+        if hw.cuda_bf16:
+            return "bf16-mixed", "GPU has bf16"
+        return "16-mixed", "GPU has no bf16: fp16 with loss scaling"
+    if hw.amx:
+        return "bf16-mixed", "CPU has AMX bf16 matrix units"
+    if hw.avx512_bf16:
+        # AVX-512 BF16 alone doubles GEMM throughput at best, and the rest of the step gets slower from casts;
+        # not measured on this project's machines, so the default stays the one that can't be slower.
+        return "32-true", "CPU has AVX-512 BF16 but no AMX: bf16 not worth its casts (try trainer.precision=bf16-mixed)"
+    return "32-true", "CPU has no bf16 matrix units"
+
+
+def bf16_native(hw: Hardware, on_gpu: bool) -> bool:
+    return hw.cuda_bf16 if on_gpu and hw.cuda else hw.amx or hw.avx512_bf16
+
+
+def resolve_precision(requested: str | int, hw: Hardware, on_gpu: bool) -> str | int:
+    """`auto` → the machine's choice, logged once with its reason; an explicit value wins (with a warning
+    when it asks for bf16 on a CPU that would emulate it)."""
+    if str(requested) == "auto":
+        precision, reason = choose_precision(hw, on_gpu)
+        log.info("precision auto → %s: %s", precision, reason)
+        return precision
+    if "bf16" in str(requested) and not bf16_native(hw, on_gpu):
+        log.warning(
+            BF16_EMULATED_WARNING.format(setting=f"trainer.precision={requested}", fix="trainer.precision=auto")
+        )
+    return requested
+
+
+def uses_gpu(accelerator: str | None) -> bool:
+    """Whether a Trainer with this `accelerator` setting will run on a CUDA GPU."""
+    return str(accelerator) in {"auto", "gpu", "cuda", "None"} and torch.cuda.is_available()
+
+
+def configure_kernels(on_gpu: bool) -> None:
+    """Process-wide kernel settings: TF32 matmuls on CUDA (Ampere+), nothing on CPU (fp32 stays exact there)."""
+    if on_gpu:
+        torch.set_float32_matmul_precision("high")
+
+
+def dataloader_workers(on_gpu: bool) -> int:
+    """Loader processes: none on CPU (they would take cores from the model; batches are pre-tokenized and cheap
+    to pad), a few on GPU so the next batch is ready while the GPU computes."""
+    if not on_gpu:
+        return 0
+    return max(1, min(4, (os.cpu_count() or 2) // max(1, torch.cuda.device_count()) - 1))
+
+
+INFERENCE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def inference_dtype(precision: str, hw: Hardware, device: torch.device) -> torch.dtype:
+    """Autocast dtype for prediction. `auto`: bf16 where it is native (AMX CPU, bf16 GPU), fp16 on older GPUs,
+    fp32 elsewhere; or one of `fp32`, `bf16`, `fp16` (bf16 on an emulating CPU gets a warning)."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if hw.cuda_bf16 else torch.float16
+        return torch.bfloat16 if hw.amx else torch.float32
+    if precision not in INFERENCE_DTYPES:
+        raise ConfigError(f"precision={precision} is not one of auto, {', '.join(INFERENCE_DTYPES)}: pick one of those")
+    if precision == "bf16" and not bf16_native(hw, device.type == "cuda"):
+        log.warning(BF16_EMULATED_WARNING.format(setting="precision=bf16", fix="precision=auto"))
+    return INFERENCE_DTYPES[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    """Autocast context for `dtype`; a no-op for fp32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

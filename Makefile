@@ -14,10 +14,10 @@ ifneq ($(wildcard $(SHARED)/models),)
 export EMO_MODEL_DIR ?= $(SHARED)/models
 endif
 
-.PHONY: help install train test test-all lint format clean bench-speed
+.PHONY: help install train test test-all lint format clean bench-speed bench-quality
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install:  ## create .venv, install torch first, then the package with dev extras
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,13 @@ test:  ## the default test suite (< 10 min on 2 cores; full-dataset training exc
 test-all:  ## every test, slow full-dataset training included
 	$(PY) -m pytest -m "" $(ARGS)
 
-bench-speed:  ## training throughput: 3 batching modes on emotion + go_emotions, real MiniLM (~10 min)
+bench-speed:  ## training throughput: batching modes, precisions, the HF Trainer; real MiniLM (~25 min)
 	$(PY) benchmarks/bench_speed.py $(ARGS)
+
+SEEDS ?= 3
+GO_SEEDS ?= 1
+bench-quality:  ## test quality of the MiniLM presets over SEEDS seeds → docs/RESULTS.md (hours on a CPU)
+	$(PY) benchmarks/bench_quality.py --seeds $(SEEDS) --go-seeds $(GO_SEEDS) $(ARGS)
 
 lint:  ## ruff lint + format check
 	$(VENV)/bin/ruff check .

@@ -16,7 +16,9 @@ def main(cfg: DictConfig) -> None:
     try:
         if not texts:
             raise ConfigError('nothing to predict: give text="..." or texts=["...","..."]')
-        predictor = EmotionPredictor.from_run(cfg.run_dir, batch_size=cfg.batch_size, precision=cfg.precision)
+        predictor = EmotionPredictor.from_run(
+            cfg.run_dir, batch_size=cfg.batch_size, precision=cfg.precision, threshold=cfg.threshold
+        )
     except Exception as err:
         if config_error_in(err) is None:
             raise
@@ -27,7 +29,8 @@ def main(cfg: DictConfig) -> None:
         for name, prob in prediction.scores[: cfg.top_k]:
             print(f"  {name:<16} {prob:.3f}")
         if predictor.spec.multi_label:
-            print(f"  above threshold {predictor.spec.threshold}: {', '.join(prediction.labels) or '(none)'}")
+            source = f"threshold {cfg.threshold}" if cfg.threshold else "thresholds saved with the model"
+            print(f"  above {source}: {', '.join(prediction.labels) or '(none)'}")
 
 
 if __name__ == "__main__":

@@ -113,3 +113,31 @@ def test_bad_input_fails_before_training_in_one_line(tmp_path, tiny_models, tiny
 def test_predict_on_missing_run_dir(tmp_path):
     out = run("predict.py", f"run_dir={tmp_path}/nope", "text=hi", cwd=tmp_path)
     assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_multi_label_thresholds_round_trip_into_predict(tmp_path, tiny_models, tiny_mirror):
+    """train.py tunes thresholds on validation and saves them; predict.py decides with them unless told not to."""
+    out = run(
+        "train.py",
+        "data=go_emotions",
+        "debug=fdr",
+        *tiny_args(tiny_models, tiny_mirror),
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    spec_file = tmp_path / "run" / "model" / "classifier.json"
+    spec = json.loads(spec_file.read_text())
+    assert (
+        len(spec["thresholds"]) == 28
+        and spec["thresholds"] == json.loads((tmp_path / "run" / "metrics.json").read_text())["thresholds"]
+    )
+    # Make the saved thresholds decisive: only "neutral" can pass (0.0), no other label can (1.01).
+    spec["thresholds"] = [0.0 if name == "neutral" else 1.01 for name in spec["label_names"]]
+    spec_file.write_text(json.dumps(spec))
+    pred = run("predict.py", "run_dir=run", "text=i feel so lonely", cwd=tmp_path)
+    assert pred.returncode == 0, pred.stderr[-3000:]
+    assert pred.stdout.splitlines()[-1] == "  above thresholds saved with the model: neutral"
+    fixed = run("predict.py", "run_dir=run", "text=i feel so lonely", "threshold=0.000001", cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert len(fixed.stdout.splitlines()[-1].split(": ", 1)[1].split(", ")) == 28

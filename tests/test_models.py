@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from emo_lightning.models.heads import LinearHead, MLPHead, Pooler
-from emo_lightning.models.losses import BCELoss, CrossEntropyLoss, FocalLoss, default_loss
+from emo_lightning.models.losses import AsymmetricLoss, BCELoss, CrossEntropyLoss, FocalLoss, default_loss
 from emo_lightning.models.metrics import SampleJaccard, build_metrics
 from emo_lightning.utils.errors import ConfigError
 
@@ -74,6 +74,23 @@ def test_focal_down_weights_easy_examples():
     target = torch.tensor([[1.0, 0.0]])
     focal = FocalLoss(True, COUNTS[:2], N, gamma=2.0)(easy, target)
     assert focal < 1e-3 * F.binary_cross_entropy_with_logits(easy, target)
+
+
+def test_asymmetric_loss_without_asymmetry_is_bce():
+    logits, targets = torch.randn(16, 3), torch.randint(0, 2, (16, 3)).float()
+    asl = AsymmetricLoss(True, COUNTS, N, gamma_neg=0.0, gamma_pos=0.0, clip=0.0)
+    assert torch.allclose(asl(logits, targets), BCELoss(True, COUNTS, N)(logits, targets), atol=1e-6)
+
+
+def test_asymmetric_loss_ignores_easy_negatives_but_not_positives():
+    asl = AsymmetricLoss(True, COUNTS[:1], N, gamma_neg=4.0, gamma_pos=0.0, clip=0.05)
+    easy_negative = torch.tensor([[-3.5]])  # p ≈ 0.03 < clip: costs nothing
+    assert asl(easy_negative, torch.zeros(1, 1)) == 0.0
+    hard_positive = torch.tensor([[-2.0]])  # a missed positive keeps its full BCE
+    bce = F.binary_cross_entropy_with_logits(hard_positive, torch.ones(1, 1))
+    assert torch.allclose(asl(hard_positive, torch.ones(1, 1)), bce)
+    with pytest.raises(ConfigError, match="loss=asl needs 0 ≤ clip < 1"):
+        AsymmetricLoss(True, COUNTS, N, clip=1.5)
 
 
 def test_default_loss_follows_the_task():

@@ -11,11 +11,13 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
+from emo_lightning.evaluation import evaluate_splits
 from emo_lightning.loggers import finish_wandb_run
 from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.export import ClassifierSpec, save_model_dir
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.utils.config import validate_config
+from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, configure_kernels, resolve_precision, uses_gpu
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,19 @@ def instantiate_group(group: DictConfig | None, **defaults) -> list:
     return objects
 
 
+def check_monitors(callbacks: list, module: EmotionClassifier) -> None:
+    """A callback watching a metric that validation never logs would fail only after the first epoch."""
+    for callback in callbacks:
+        monitor = getattr(callback, "monitor", None)
+        if monitor and monitor not in module.metric_names:
+            name = type(callback).__name__
+            raise ConfigError(
+                f"{name} monitors {monitor}, which this task does not log: use one of {', '.join(module.metric_names)}"
+            )
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, evaluate the best checkpoint on validation and test, write metrics.json and model/."""
+    """Fit, evaluate the best checkpoint on validation and test, tune thresholds, write metrics.json and model/."""
     validate_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
@@ -77,6 +90,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module, spec = build_classifier(cfg, datamodule)
     callbacks = instantiate_group(cfg.callbacks, monitor=module.monitor)
     loggers = instantiate_group(cfg.logger)
+    check_monitors(callbacks, module)
+    tuner = instantiate(cfg.thresholds) if datamodule.multi_label else None
     if not loggers:  # a learning-rate monitor has nowhere to write (Lightning refuses the pair)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     if cfg.compile:
@@ -91,20 +106,49 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)[0]
         if datamodule.has_test:
             metrics |= trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)[0]
+        per_label = {}
+        if trainer.is_global_zero:  # the module now holds the evaluated (best) weights
+            splits = ["validation", "test"] if datamodule.has_test else ["validation"]
+            loaders = {split: datamodule.eval_dataloader(split) for split in splits}
+            tuned, per_label, spec.thresholds = evaluate_splits(
+                module, loaders, datamodule.label_names, datamodule.multi_label, tuner
+            )
+            metrics |= tuned
+            log_tuned(trainer, tuned, spec.thresholds)
     finally:
         finish_wandb_run()
     output_dir = Path(cfg.paths.output_dir)
     if trainer.is_global_zero:
-        write_metrics(output_dir / "metrics.json", metrics, ckpt_path, module.monitor)
+        monitor = trainer.checkpoint_callback.monitor if trainer.checkpoint_callback else module.monitor
+        write_metrics(output_dir / "metrics.json", metrics, ckpt_path, monitor, per_label, spec.thresholds)
         save_model_dir(output_dir / "model", module.network, datamodule.tokenizer, spec)
         log.info("run artifacts in %s", output_dir)
     return metrics
 
 
-def write_metrics(path: Path, metrics: dict[str, float], checkpoint: str | None, monitor: str) -> None:
+def log_tuned(trainer: L.Trainer, tuned: dict[str, float], thresholds: list[float] | None) -> None:
+    if not tuned:
+        return
+    for logger in trainer.loggers:
+        logger.log_metrics(tuned, step=trainer.global_step)
+    stage = "test/" if any(k.startswith("test/") for k in tuned) else "val/"
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in tuned.items() if k.startswith(stage))
+    log.info("thresholds tuned on validation (%s): %s", " ".join(f"{t:.2f}" for t in thresholds), shown)
+
+
+def write_metrics(
+    path: Path,
+    metrics: dict[str, float],
+    checkpoint: str | None,
+    monitor: str,
+    per_label_f1: dict[str, dict[str, float]],
+    thresholds: list[float] | None,
+) -> None:
     record = {
         "monitor": monitor,
         "checkpoint": checkpoint,
         "metrics": {k: float(v) for k, v in metrics.items()},
+        "per_label_f1": per_label_f1,
+        "thresholds": thresholds,
     }
     path.write_text(json.dumps(record, indent=2))

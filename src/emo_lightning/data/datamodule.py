@@ -155,11 +155,12 @@ class TextClassificationDataModule(L.LightningDataModule):
         )
         return self._loader("train", sampler)
 
-    def _eval_loader(self, split: str) -> DataLoader:
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Every example of `split` once, in length-sorted batches (little padding)."""
         return self._loader(split, SortedBatchSampler(self.lengths(split), self.eval_batch_size))
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("validation")
+        return self.eval_dataloader("validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+        return self.eval_dataloader("test")

@@ -27,21 +27,27 @@ class EmotionPredictor:
     probabilities are fp32 either way.
     """
 
-    def __init__(self, model_dir: str | Path, batch_size: int = 64, precision: str = "auto") -> None:
+    def __init__(
+        self, model_dir: str | Path, batch_size: int = 64, precision: str = "auto", threshold: float | None = None
+    ) -> None:
         self.network, self.tokenizer, self.spec = load_model_dir(model_dir)
         self.batch_size = batch_size
+        # multi-label decisions: the thresholds saved with the model (tuned on validation) unless one is given
+        self.thresholds = [threshold] * len(self.spec.label_names) if threshold else self.spec.label_thresholds()
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = inference_dtype(precision, Hardware.detect(), self.device)
         self.network.to(self.device)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, batch_size: int = 64, precision: str = "auto") -> EmotionPredictor:
+    def from_run(
+        cls, run_dir: str | Path, batch_size: int = 64, precision: str = "auto", threshold: float | None = None
+    ) -> EmotionPredictor:
         """Accept a training run dir (holding `model/`) or the model folder itself."""
         run_dir = Path(run_dir).expanduser()
         if not run_dir.exists():
             raise ConfigError(f"run_dir={run_dir} does not exist: give a training run dir (outputs/…) or its model/")
         model_dir = run_dir / "model" if (run_dir / "model").is_dir() else run_dir
-        return cls(model_dir, batch_size, precision)
+        return cls(model_dir, batch_size, precision, threshold)
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str]) -> torch.Tensor:
@@ -65,7 +71,8 @@ class EmotionPredictor:
         for text, probs in zip(texts, self.predict_proba(texts).tolist()):
             scores = sorted(zip(names, probs), key=lambda pair: pair[1], reverse=True)
             if self.spec.multi_label:
-                labels = [name for name, p in scores if p >= self.spec.threshold]
+                cut = dict(zip(names, self.thresholds))
+                labels = [name for name, p in scores if p >= cut[name]]
             else:
                 labels = [scores[0][0]]
             predictions.append(Prediction(text, scores, labels))

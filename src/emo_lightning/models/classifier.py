@@ -42,13 +42,20 @@ class EmotionClassifier(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.multi_label = multi_label
+        self.threshold = threshold
         metrics = build_metrics(len(label_names), multi_label, threshold)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
 
     @property
     def monitor(self) -> str:
+        """The metric that picks the best checkpoint unless a callback names another."""
         return f"val/{headline_metric(self.multi_label)}"
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Every metric validation logs."""
+        return sorted(self.val_metrics.keys(keep_base=False)) + ["val/loss"]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.network(input_ids, attention_mask)

@@ -4,7 +4,7 @@ model/
   config.json, model.safetensors   the encoder (`save_pretrained`), fp32
   tokenizer files                  `save_pretrained` of the tokenizer
   head.safetensors                 head weights, fp32
-  classifier.json                  head class + arguments, label names, problem type, threshold, max_length
+  classifier.json                  head class + arguments, label names, problem type, thresholds, max_length
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ class ClassifierSpec:
     threshold: float
     max_length: int
     head: dict  # the head's `_target_` and arguments
+    thresholds: list[float] | None = None  # multi-label: one per label, tuned on validation; None: `threshold`
+
+    def label_thresholds(self) -> list[float]:
+        return list(self.thresholds) if self.thresholds else [self.threshold] * len(self.label_names)
 
     @property
     def problem_type(self) -> str:

@@ -133,6 +133,46 @@ class FocalLoss(nn.Module):
         return ((1 - p_t) ** self.gamma * ce).mean()
 
 
+class AsymmetricLoss(nn.Module):
+    """Asymmetric loss (Ridnik et al. 2021) for multi-label data with many rare labels.
+
+    Easy negatives — the bulk of a 28-label problem — are down-weighted by p^gamma_neg, and negatives with
+    p < clip are ignored (probability shifting), while positives keep (nearly) their full BCE gradient.
+    gamma_neg = gamma_pos = clip = 0 gives BCE exactly. Averaged like BCE (over texts × labels).
+
+    Args:
+        gamma_neg: focusing strength on negatives.
+        gamma_pos: focusing strength on positives.
+        clip: probability margin under which a negative costs nothing.
+    """
+
+    def __init__(
+        self,
+        multi_label: bool,
+        label_counts: torch.Tensor,
+        num_examples: int,
+        gamma_neg: float = 4.0,
+        gamma_pos: float = 0.0,
+        clip: float = 0.05,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= clip < 1.0 or gamma_neg < 0 or gamma_pos < 0:
+            raise ConfigError("loss=asl needs 0 ≤ clip < 1 and gamma_neg, gamma_pos ≥ 0: e.g. clip=0.05 gamma_neg=4")
+        self.gamma_neg, self.gamma_pos, self.clip = gamma_neg, gamma_pos, clip
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        targets = as_multi_hot(targets, logits.shape[-1])
+        p = torch.sigmoid(logits)
+        p_neg = (p - self.clip).clamp(min=0) if self.clip > 0 else p
+        # log(p) and log(1 - p_neg) from logsigmoid where possible, for stability
+        log_p = F.logsigmoid(logits)
+        log_not_p = F.logsigmoid(-logits) if self.clip == 0 else torch.log1p(-p_neg).clamp(min=-100)
+        positive = targets * (1 - p) ** self.gamma_pos * log_p
+        negative = (1 - targets) * p_neg**self.gamma_neg * log_not_p
+        return -(positive + negative).mean()
+
+
 def default_loss(
     multi_label: bool, label_counts: torch.Tensor, num_examples: int, class_weighting: bool = False
 ) -> nn.Module:

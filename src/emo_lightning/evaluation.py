@@ -1,0 +1,74 @@
+"""After training: whole-split probabilities, thresholds tuned on validation, metrics at those thresholds."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+
+from emo_lightning.models.classifier import EmotionClassifier
+from emo_lightning.models.thresholds import ThresholdTuner, binarize, binary_f1, micro_f1, sample_jaccard
+
+
+@torch.inference_mode()
+def collect_probabilities(module: EmotionClassifier, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 probabilities and targets of every example `loader` yields (in the loader's order)."""
+    module.eval()
+    probs, targets = [], []
+    for batch in loader:
+        logits = module(batch["input_ids"].to(module.device), batch["attention_mask"].to(module.device))
+        probs.append(module.probabilities(logits).cpu())
+        targets.append(batch["labels"].cpu())
+    return torch.cat(probs), torch.cat(targets)
+
+
+def predicted_sets(probs: torch.Tensor, multi_label: bool, thresholds: torch.Tensor | float) -> torch.Tensor:
+    """Boolean (texts, labels): the labels above threshold (multi-label) or the top label (single-label)."""
+    if multi_label:
+        return binarize(probs, thresholds)
+    return torch.nn.functional.one_hot(probs.argmax(1), probs.shape[1]).bool()
+
+
+def gold_sets(targets: torch.Tensor, num_labels: int) -> torch.Tensor:
+    if targets.ndim == 1:
+        return torch.nn.functional.one_hot(targets.long(), num_labels).bool()
+    return targets.bool()
+
+
+def set_metrics(pred: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:
+    """Multi-label metrics of predicted label sets: micro/macro F1, sample Jaccard, exact match."""
+    return {
+        "f1_micro": float(micro_f1(pred, gold)),
+        "f1_macro": float(binary_f1(pred, gold, dim=0).mean()),
+        "jaccard": float(sample_jaccard(pred, gold)),
+        "exact_match": float((pred == gold).all(dim=1).double().mean()),
+    }
+
+
+def per_label_f1(pred: torch.Tensor, gold: torch.Tensor, label_names: list[str]) -> dict[str, float]:
+    return {name: round(float(f1), 4) for name, f1 in zip(label_names, binary_f1(pred, gold, dim=0))}
+
+
+def evaluate_splits(
+    module: EmotionClassifier,
+    loaders: dict[str, DataLoader],
+    label_names: list[str],
+    multi_label: bool,
+    tuner: ThresholdTuner | None,
+) -> tuple[dict[str, float], dict[str, dict[str, float]], list[float] | None]:
+    """Tune thresholds on `loaders["validation"]` (never on test), then score every split with them.
+
+    Returns (metrics named `<stage>/<metric>_tuned`, per-label F1 per stage, the thresholds or None).
+    """
+    collected = {split: collect_probabilities(module, loader) for split, loader in loaders.items()}
+    thresholds = None
+    if multi_label and tuner is not None:
+        thresholds = tuner(*collected["validation"])
+    metrics, per_label = {}, {}
+    for split, (probs, targets) in collected.items():
+        stage = "val" if split == "validation" else split
+        gold = gold_sets(targets, len(label_names))
+        pred = predicted_sets(probs, multi_label, thresholds if thresholds is not None else module.threshold)
+        per_label[stage] = per_label_f1(pred, gold, label_names)
+        if thresholds is not None:
+            metrics |= {f"{stage}/{name}_tuned": value for name, value in set_metrics(pred, gold).items()}
+    return metrics, per_label, None if thresholds is None else [round(float(t), 4) for t in thresholds]

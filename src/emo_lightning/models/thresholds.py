@@ -1,0 +1,95 @@
+"""Decision thresholds for multi-label models, tuned on validation for the metric that is reported.
+
+- `per_label`: each label's F1-optimal threshold (what macro-F1 rewards). Labels with fewer than
+  `min_positives` validation positives keep the global threshold, and no threshold goes below `floor`,
+  so rare labels don't collapse onto a threshold fitted to two examples.
+- `global`: one threshold for all labels, maximizing micro-F1 or sample Jaccard (what those reward).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from emo_lightning.utils.errors import ConfigError
+
+STRATEGIES = ("none", "global", "per_label")
+GLOBAL_OBJECTIVES = ("f1_micro", "jaccard")
+
+
+def binary_f1(pred: torch.Tensor, gold: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """F1 along `dim` of boolean tensors; 0 where there is neither a prediction nor a gold label."""
+    tp = (pred & gold).sum(dim).double()
+    denominator = pred.sum(dim).double() + gold.sum(dim).double()
+    return torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.zeros_like(tp))
+
+
+def sample_jaccard(pred: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Mean over texts of |pred ∩ gold| / |pred ∪ gold|; a text with neither counts 1."""
+    inter = (pred & gold).sum(1).double()
+    union = (pred | gold).sum(1).double()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean()
+
+
+def micro_f1(pred: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    return binary_f1(pred.flatten(), gold.flatten())
+
+
+class ThresholdTuner:
+    """Finds thresholds on (probabilities, multi-hot targets) of the validation split.
+
+    Args:
+        strategy: `per_label`, `global` or `none` (keep `default`).
+        objective: what the global threshold maximizes: `f1_micro` or `jaccard` (also the fallback for
+            labels with too few positives under `per_label`).
+        floor: lowest threshold considered.
+        min_positives: labels with fewer validation positives keep the global threshold (per_label).
+        default: the threshold of `none`.
+    """
+
+    def __init__(
+        self,
+        strategy: str = "per_label",
+        objective: str = "f1_micro",
+        floor: float = 0.05,
+        min_positives: int = 5,
+        default: float = 0.5,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"thresholds.strategy={strategy} is not known: use one of {', '.join(STRATEGIES)}")
+        if objective not in GLOBAL_OBJECTIVES:
+            raise ConfigError(f"thresholds.objective={objective} is not known: use {' or '.join(GLOBAL_OBJECTIVES)}")
+        if not 0.0 < floor < 1.0:
+            raise ConfigError(f"thresholds.floor={floor} must lie in (0, 1): e.g. 0.05")
+        self.strategy, self.objective, self.floor = strategy, objective, floor
+        self.min_positives, self.default = min_positives, default
+        self.grid = torch.arange(round(floor * 100), 96, dtype=torch.float64) / 100  # floor … 0.95 by 0.01
+
+    def __call__(self, probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Thresholds, shape (num_labels,)."""
+        num_labels = probs.shape[1]
+        if self.strategy == "none":
+            return torch.full((num_labels,), self.default)
+        gold = targets.bool()
+        probs = probs.double()
+        best_global = self.tune_global(probs, gold)
+        if self.strategy == "global":
+            return torch.full((num_labels,), best_global)
+        return self.tune_per_label(probs, gold, best_global)
+
+    def tune_global(self, probs: torch.Tensor, gold: torch.Tensor) -> float:
+        score = micro_f1 if self.objective == "f1_micro" else sample_jaccard
+        scores = torch.stack([score(probs >= t, gold) for t in self.grid])
+        return float(self.grid[int(scores.argmax())])  # argmax: the lowest of equally good thresholds
+
+    def tune_per_label(self, probs: torch.Tensor, gold: torch.Tensor, fallback: float) -> torch.Tensor:
+        # (grid, texts, labels) would be large for big splits: one grid point at a time.
+        f1 = torch.stack([binary_f1(probs >= t, gold, dim=0) for t in self.grid])  # (grid, labels)
+        thresholds = self.grid[f1.argmax(dim=0)].float()
+        too_rare = gold.sum(dim=0) < self.min_positives
+        thresholds[too_rare] = fallback
+        return thresholds
+
+
+def binarize(probs: torch.Tensor, thresholds: torch.Tensor | float) -> torch.Tensor:
+    """Predicted label sets: probability at or above the label's threshold."""
+    return probs >= torch.as_tensor(thresholds, dtype=probs.dtype)

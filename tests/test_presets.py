@@ -1,0 +1,92 @@
+"""Experiment presets and per-backbone defaults: each composes as documented and runs one step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emo_lightning.train import train
+from emo_lightning.utils.config import validate_config
+from emo_lightning.utils.errors import ConfigError, config_error_in
+from tests.conftest import CONF, compose_train
+
+PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+FAMILY = {"squeezebert": "squeezebert", "distilbert": "distilbert", "bert_base": "bert", "minilm": "bert"}
+
+
+def backbone_of(preset: str) -> str:
+    return next(key for key in FAMILY if key in preset)
+
+
+def test_every_seed_recipe_and_minilm_preset_is_there():
+    expected = {
+        "go_emotions_squeezebert_tez",
+        "emotion_distilbert_book",
+        "emotion_bert_base_notebook",
+        "sem_eval_2018_bert_base_notebook",
+        "emotion_minilm",
+        "go_emotions_minilm",
+        "sem_eval_2018_minilm",
+    }
+    assert expected <= set(PRESETS)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_runs_one_fast_dev_run_step(preset, tiny_cfg, tmp_path):
+    cfg = tiny_cfg(f"experiment={preset}", "debug=fdr", "logger=none", family=FAMILY[backbone_of(preset)])
+    validate_config(cfg)
+    metrics = train(cfg)
+    assert metrics and (Path(cfg.paths.output_dir) / "model" / "classifier.json").is_file()
+
+
+def test_seed_recipes_say_what_they_say():
+    tez = compose_train(["experiment=go_emotions_squeezebert_tez"])
+    assert tez.data.max_length == 35 and tez.loss._target_.endswith("BCELoss") and tez.trainer.max_epochs == 8
+    assert tez.callbacks.model_checkpoint.monitor == "val/auroc_micro" and "early_stopping" in tez.callbacks
+    book = compose_train(["experiment=emotion_distilbert_book"])
+    assert (book.data.batch_size, book.optimizer.lr, book.optimizer.weight_decay, book.trainer.max_epochs) == (
+        64,
+        2e-5,
+        0.01,
+        2,
+    )
+    notebook = compose_train(["experiment=sem_eval_2018_bert_base_notebook"])
+    assert (notebook.data.batch_size, notebook.optimizer.lr, notebook.trainer.max_epochs) == (8, 2e-5, 5)
+    assert notebook.callbacks.model_checkpoint.monitor == "val/f1_micro" and notebook.thresholds.strategy == "none"
+
+
+@pytest.mark.parametrize(
+    ("model", "pooling", "lr"),
+    [("minilm", "mean", 1e-4), ("bert_base", "cls", 3e-5), ("roberta_base", "cls", 2e-5), ("distilbert", "cls", 5e-5)],
+)
+@pytest.mark.parametrize("head", ["linear", "mlp"])
+def test_pooling_and_lr_follow_the_model(model, pooling, lr, head):
+    cfg = compose_train([f"model={model}", f"head={head}"])
+    assert cfg.head.pooling == pooling and cfg.optimizer.lr == lr
+
+
+def test_explicit_pooling_and_lr_win_over_the_models():
+    cfg = compose_train(["model=minilm", "head.pooling=cls", "optimizer.lr=3e-5"])
+    assert cfg.head.pooling == "cls" and cfg.optimizer.lr == 3e-5
+
+
+def test_unknown_monitor_is_refused_before_training(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("data=go_emotions", "callbacks.model_checkpoint.monitor=val/f1_mikro")
+    with pytest.raises(Exception) as info:
+        train(cfg)
+    error = config_error_in(info.value)
+    assert isinstance(error, ConfigError) and "monitors val/f1_mikro" in str(error) and "val/f1_micro" in str(error)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_thresholds_are_saved_and_used_by_predict(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("data=go_emotions", "thresholds=per_label", "logger=none")
+    train(cfg)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    spec = json.loads((tmp_path / "model" / "classifier.json").read_text())
+    assert spec["thresholds"] == record["thresholds"] and len(spec["thresholds"]) == 28
+    for key in ("val/f1_macro_tuned", "test/f1_macro_tuned", "test/jaccard_tuned", "test/f1_micro", "test/f1_macro"):
+        assert key in record["metrics"]
+    assert set(record["per_label_f1"]["test"]) == set(spec["label_names"])

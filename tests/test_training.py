@@ -57,7 +57,8 @@ def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
     spec = json.loads((tmp_path / "model" / "classifier.json").read_text())
     assert spec["multi_label"] and len(spec["label_names"]) == 28
     assert spec["problem_type"] == "multi_label_classification"
-    assert list((tmp_path / "csv").rglob("metrics.csv"))
+    csv_files = list((tmp_path / "csv").rglob("metrics.csv"))
+    assert csv_files and "test/f1_macro_tuned" in csv_files[0].read_text().splitlines()[0]
 
 
 def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):

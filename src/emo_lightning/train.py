@@ -131,6 +131,7 @@ def log_tuned(trainer: L.Trainer, tuned: dict[str, float], thresholds: list[floa
         return
     for logger in trainer.loggers:
         logger.log_metrics(tuned, step=trainer.global_step)
+        logger.save()
     stage = "test/" if any(k.startswith("test/") for k in tuned) else "val/"
     shown = ", ".join(f"{k} {v:.4f}" for k, v in tuned.items() if k.startswith(stage))
     log.info("thresholds tuned on validation (%s): %s", " ".join(f"{t:.2f}" for t in thresholds), shown)

@@ -100,3 +100,28 @@ def test_config_override_typo_of_backbone_field(tiny_cfg):
     with pytest.raises(Exception) as info:
         build_classifier(cfg, datamodule)
     assert "hiden_dropout_prob is not a field of BertConfig" in str(config_error_in(info.value))
+
+
+def test_ema_weights_are_validated_checkpointed_and_exported(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("callbacks=[default,ema]", "callbacks.ema.decay=0.5", "trainer.max_epochs=2", "logger=none")
+    train(cfg)
+    ckpt = torch.load(json.loads((tmp_path / "metrics.json").read_text())["checkpoint"], weights_only=False)
+    averaged, current = ckpt["state_dict"], ckpt["current_model_state"]
+    key = "network.head.classifier.weight"
+    assert not torch.equal(averaged[key], current[key]), "the checkpoint should hold the averaged weights"
+    predictor = EmotionPredictor.from_run(tmp_path)
+    exported = predictor.network.head.state_dict()["classifier.weight"]
+    assert torch.equal(exported, averaged[key])
+
+
+def test_warm_start_from_a_finished_runs_model_folder(tiny_cfg, tmp_path):
+    first = tiny_cfg("data=go_emotions", "logger=none")
+    train(first)
+    second = tiny_cfg("data=emotion", f"model.pretrained_model_name_or_path={tmp_path / 'model'}")
+    datamodule = instantiate(second.data)
+    datamodule.setup("fit")
+    module, _ = build_classifier(second, datamodule)
+    trained = EmotionPredictor.from_run(tmp_path).network.backbone.state_dict()
+    for name, value in module.network.backbone.state_dict().items():
+        assert torch.equal(value, trained[name]), name
+    assert module.network.head.classifier.out_features == 6  # a new head for the new labels

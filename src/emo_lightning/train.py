@@ -8,7 +8,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
 from emo_lightning.evaluation import evaluate_splits
@@ -101,6 +101,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        # A checkpoint of a weight-averaging run holds the averaged weights; evaluate and export those (the
+        # callback would otherwise restore the raw weights on load and swap models during validation).
+        trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt_path = best or None  # without a best checkpoint, evaluate the weights as they are
         metrics = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)[0]

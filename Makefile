@@ -39,7 +39,7 @@ bench-speed:  ## training throughput: batching modes, precisions, the HF Trainer
 
 SEEDS ?= 3
 GO_SEEDS ?= 1
-bench-quality:  ## test quality of the MiniLM presets over SEEDS seeds → docs/RESULTS.md (hours on a CPU)
+bench-quality:  ## test quality of the MiniLM presets over SEEDS seeds → docs/RESULTS.md (~4 h on a CPU; resumes)
 	$(PY) benchmarks/bench_quality.py --seeds $(SEEDS) --go-seeds $(GO_SEEDS) $(ARGS)
 
 lint:  ## ruff lint + format check

@@ -30,7 +30,8 @@ def main(cfg: DictConfig) -> None:
             print(f"  {name:<16} {prob:.3f}")
         if predictor.spec.multi_label:
             source = f"threshold {cfg.threshold}" if cfg.threshold else "thresholds saved with the model"
-            print(f"  above {source}: {', '.join(prediction.labels) or '(none)'}")
+            rule = " (or the most probable label)" if predictor.spec.at_least_one else ""
+            print(f"  above {source}{rule}: {', '.join(prediction.labels) or '(none)'}")
 
 
 if __name__ == "__main__":

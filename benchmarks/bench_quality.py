@@ -4,155 +4,104 @@
     python benchmarks/bench_quality.py --datasets sem_eval_2018 --seeds 1 --set trainer.max_epochs=6
 
 Each run is `python train.py experiment=<dataset>_minilm seed=<s>` in its own process, under
-outputs/quality/<name>/<dataset>/seed<s>/; a run whose metrics.json exists is reused, so an interrupted
-benchmark continues where it stopped. Thresholds are tuned on validation by the presets, never on test.
+outputs/quality/<name>/<dataset>/<fingerprint>/seed<s>/. When it finishes, a small record (test and validation
+metrics, per-label F1, thresholds, wall time, processor, precision, commit) is written to
+docs/results/<dataset>/seed<s>.json and docs/RESULTS.md is rewritten. Records are committed with the page, so the
+benchmark, which takes longer than a working session on a 2-core CPU, continues where it stopped — on this machine
+or the next. A record is reused only while its preset composes to the same config (its fingerprint); change a
+preset and its runs are redone. Thresholds are tuned on validation by the presets, never on test.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import processor_name  # noqa: E402
+from quality_report import BARS, METRICS, write_results  # noqa: E402
 
 from emo_lightning.utils.hardware import Hardware, choose_precision, uses_gpu  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = {
-    "emotion": ["accuracy", "f1_macro", "f1_weighted"],
-    "sem_eval_2018": [
-        "jaccard",
-        "jaccard_tuned",
-        "f1_micro",
-        "f1_micro_tuned",
-        "f1_macro",
-        "f1_macro_tuned",
-        "auroc_micro",
-        "auroc_macro",
-        "exact_match",
-    ],
-    "go_emotions": [
-        "f1_macro",
-        "f1_macro_tuned",
-        "f1_micro",
-        "f1_micro_tuned",
-        "jaccard",
-        "jaccard_tuned",
-        "auroc_micro",
-        "auroc_macro",
-        "exact_match",
-    ],
-}
-TITLES = {"emotion": "dair-ai/emotion (6 classes)", "sem_eval_2018": "SemEval-2018 E-c (11 labels)"}
-TITLES["go_emotions"] = "GoEmotions (28 labels)"
-# The bars of issue 11: (metric, minimum of the mean).
-BARS = {
-    "emotion": [("accuracy", 0.935), ("f1_macro", 0.895)],
-    "go_emotions": [("f1_macro_tuned", 0.53), ("auroc_micro", 0.955)],
-    "sem_eval_2018": [("jaccard_tuned", 0.59), ("f1_micro_tuned", 0.71)],
-}
-ANCHORS = {
-    "emotion": """| source | model | accuracy | macro-F1 |
-| --- | --- | --- | --- |
-| Tunstall et al., *NLP with Transformers* ch. 2 (verified) | DistilBERT | 0.927 | – |
-| bert-base model cards (self-reported) | bert-base | ~0.94 | – |
-| HF Trainer seed recipe, lr 1e-4, length-grouped, bf16 (`../shared/STACK.md`) | MiniLM-L6 | 0.930 | 0.888 |""",
-    "go_emotions": """| source | model | macro-F1 | micro-AUROC |
-| --- | --- | --- | --- |
-| Demszky et al. 2020 (threshold 0.3) | BERT-base | 0.46 | – |
-| faithful reproductions | BERT-base | 0.48–0.49 | – |
-| class-weighted / focal recipes | BERT-base | ~0.53 | – |
-| HF Trainer seed recipe (CLS pooler), tuned per label (`../shared/STACK.md`) | MiniLM-L6 | 0.35 | 0.92 |
-| same Trainer, mean-pooling head, 5 epochs, per-label tuned (`../shared/STACK.md`) | MiniLM-L6 | 0.517 | 0.952 |""",
-    "sem_eval_2018": """| source | model | Jaccard | micro-F1 | macro-F1 |
-| --- | --- | --- | --- | --- |
-| SemEval-2018 Task 1 winner (Mohammad et al. 2018) | – | 0.588 | 0.701 | 0.528 |
-| SpanEmo (Alhuzali & Ananiadou 2021) | BERT-base | 0.601 | 0.713 | 0.578 |
-| HF Trainer seed recipe (CLS pooler) (`../shared/STACK.md`) | MiniLM-L6 | 0.54 | 0.67 | 0.46 |
-| same Trainer, mean-pooling head, 5 epochs, one tuned threshold (STACK.md) | MiniLM-L6 | 0.577 | 0.694 | 0.529 |""",
-}
+# Keys that name where a run writes or logs, not what it computes.
+NOT_FINGERPRINTED = ("seed", "paths", "logger")
 
 
-def run_one(dataset: str, seed: int, run_dir: Path, extra: list[str]) -> dict:
-    """Train one preset/seed in its own process (or reuse a finished run); its metrics.json plus wall time."""
-    record_file = run_dir / "metrics.json"
-    if not record_file.exists():
+def preset_fingerprint(dataset: str, extra: list[str], conf_dir: Path = ROOT / "conf") -> str:
+    """Short hash of the config `experiment=<dataset>_minilm` + `extra` composes to, seed and paths left out."""
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={dataset}_minilm", *extra])
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    for key in NOT_FINGERPRINTED:
+        tree.pop(key, None)
+    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_record(path: Path, fingerprint: str) -> dict | None:
+    """The record at `path` if it was made from the same config, else None (to be rerun)."""
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("fingerprint") == fingerprint else None
+
+
+def commit_id() -> str:
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "src", "conf"], cwd=ROOT, capture_output=True, text=True)
+    return (sha.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def train_one(dataset: str, seed: int, run_dir: Path, extra: list[str]) -> dict:
+    """Train one preset/seed in its own process (or reuse its finished run dir): metrics.json plus wall time."""
+    metrics_file = run_dir / "metrics.json"
+    if not metrics_file.exists():
         cmd = [sys.executable, str(ROOT / "train.py"), f"experiment={dataset}_minilm", f"seed={seed}", "logger=csv"]
         cmd += [f"hydra.run.dir={run_dir}", *extra]
         start = time.perf_counter()
         subprocess.run(cmd, cwd=ROOT, check=True)
         (run_dir / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}")
-    record = json.loads(record_file.read_text())
+    run = json.loads(metrics_file.read_text())
     wall = run_dir / "wall_seconds.txt"
-    record["wall_seconds"] = float(wall.read_text()) if wall.exists() else float("nan")
-    return record
+    run["wall_seconds"] = float(wall.read_text()) if wall.exists() else float("nan")
+    return run
 
 
-def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
-
-
-def dataset_section(dataset: str, runs: list[dict]) -> list[str]:
-    lines = [f"## {TITLES[dataset]}", ""]
-    seeds = len(runs)
-    lines += [
-        f"Ours: `python train.py experiment={dataset}_minilm seed=<s>`, {seeds} seed{'s' * (seeds > 1)}, test split."
-    ]
-    lines += ["", "| metric | mean ± std |", "| --- | --- |"]
-    for metric in DATASETS[dataset]:
-        values = [r["metrics"][f"test/{metric}"] for r in runs if f"test/{metric}" in r["metrics"]]
-        if values:
-            lines.append(f"| {metric} | {mean_std(values)} |")
-    minutes = [r["wall_seconds"] / 60 for r in runs]
-    lines.append(f"| wall time per run (min) | {statistics.mean(minutes):.1f} |")
-    lines += ["", "Bars:"]
-    for metric, bar in BARS[dataset]:
-        values = [r["metrics"].get(f"test/{metric}") for r in runs]
-        mean = statistics.mean(v for v in values if v is not None)
-        lines.append(f"- test {metric} ≥ {bar}: {mean:.4f} — {'met' if mean >= bar else 'missed'}")
-    labels = list(runs[0]["per_label_f1"]["test"])
-    per_label = {name: statistics.mean(r["per_label_f1"]["test"][name] for r in runs) for name in labels}
-    tuned = " (at the validation-tuned thresholds)" if runs[0].get("thresholds") else ""
-    lines += ["", f"Per-label test F1{tuned}, mean over seeds:", ""]
-    lines += ["| " + " | ".join(labels) + " |", "|" + " --- |" * len(labels)]
-    lines += ["| " + " | ".join(f"{per_label[n]:.3f}" for n in labels) + " |", ""]
-    lines += ["Published anchors and the baseline a user gets without us (test split):", "", ANCHORS[dataset], ""]
-    return lines
-
-
-def write_results(path: Path, results: dict[str, list[dict]], machine: dict, command: str) -> None:
-    lines = [
-        "# Results: MiniLM-L6 presets on the three datasets",
-        "",
-        f"Written by `{command}` on {machine['date']}.",
-        f"Processor: {machine['processor']} ({machine['capabilities']}); training precision: {machine['precision']}.",
-        "Thresholds are tuned on validation only; `_tuned` metrics use them, the others use 0.5.",
-        "",
-    ]
-    for dataset, runs in results.items():
-        lines += dataset_section(dataset, runs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+def make_record(run: dict, dataset: str, seed: int, fingerprint: str, machine: dict, extra: list[str]) -> dict:
+    """What RESULTS.md needs of one run, and what it ran on; checkpoints and weights stay in outputs/."""
+    metrics = {k: v for k, v in run["metrics"].items() if k.startswith(("test/", "val/"))}
+    return {
+        "dataset": dataset,
+        "seed": seed,
+        "fingerprint": fingerprint,
+        "overrides": extra,
+        **machine,
+        "wall_seconds": round(run["wall_seconds"], 1),
+        "metrics": metrics,
+        "per_label_f1": run["per_label_f1"],
+        "thresholds": run["thresholds"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=list(METRICS), choices=list(METRICS))
     parser.add_argument("--seeds", type=int, default=3, help="seeds for emotion and SemEval")
     parser.add_argument("--go-seeds", type=int, default=1, help="seeds for GoEmotions (the longest)")
-    parser.add_argument("--name", default="bench", help="outputs/quality/<name>/: reruns reuse finished runs")
+    parser.add_argument("--name", default="bench", help="outputs/quality/<name>/: the runs' checkpoints and logs")
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every run, key=value")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "RESULTS.md")
+    parser.add_argument("--records", type=Path, default=ROOT / "docs" / "results", help="per-run records")
     args = parser.parse_args()
     os.environ.setdefault("EMO_DATA_DIR", str(ROOT.parent / "shared" / "data"))
     os.environ.setdefault("EMO_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
@@ -161,22 +110,29 @@ def main() -> None:
         "processor": processor_name(),
         "capabilities": hw.summary(),
         "precision": choose_precision(hw, uses_gpu("auto"))[0],
+        "commit": commit_id(),
         "date": f"{datetime.now():%Y-%m-%d}",
     }
-    root = ROOT / "outputs" / "quality" / args.name
-    results = {}
-    for dataset in args.datasets:
-        seeds = args.go_seeds if dataset == "go_emotions" else args.seeds
-        runs = []
-        for seed in range(seeds):
-            print(f"[{dataset} seed {seed}] training …", flush=True)
-            runs.append(run_one(dataset, seed, root / dataset / f"seed{seed}", args.set))
-            shown = {m: round(runs[-1]["metrics"][f"test/{m}"], 4) for m, _ in BARS[dataset]}
-            print(f"[{dataset} seed {seed}] {shown}  ({runs[-1]['wall_seconds'] / 60:.1f} min)", flush=True)
-        results[dataset] = runs
-    (root / "results.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
-    command = "make bench-quality" if not args.set and args.datasets == list(DATASETS) else " ".join(sys.argv)
-    write_results(args.results, results, machine, command)
+    default = not args.set and set(args.datasets) == set(METRICS) and args.records == ROOT / "docs" / "results"
+    command = "make bench-quality" if default else " ".join(sys.argv)
+    seeds = {d: list(range(args.go_seeds if d == "go_emotions" else args.seeds)) for d in args.datasets}
+    results: dict[str, list[dict]] = {d: [] for d in args.datasets}
+    for dataset, asked in seeds.items():
+        fingerprint = preset_fingerprint(dataset, args.set)
+        for seed in asked:
+            record_file = args.records / dataset / f"seed{seed}.json"
+            record = load_record(record_file, fingerprint)
+            if record is None:
+                print(f"[{dataset} seed {seed}] training (config {fingerprint}) …", flush=True)
+                run_dir = ROOT / "outputs" / "quality" / args.name / dataset / fingerprint / f"seed{seed}"
+                run = train_one(dataset, seed, run_dir, args.set)
+                record = make_record(run, dataset, seed, fingerprint, machine, args.set)
+                record_file.parent.mkdir(parents=True, exist_ok=True)
+                record_file.write_text(json.dumps(record, indent=2))
+            results[dataset].append(record)
+            shown = {m: round(record["metrics"][f"test/{m}"], 4) for m, _ in BARS[dataset]}
+            print(f"[{dataset} seed {seed}] {shown}  ({record['wall_seconds'] / 60:.1f} min)", flush=True)
+            write_results(args.results, results, seeds, command)
     print(f"wrote {args.results}")
 
 

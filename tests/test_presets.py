@@ -90,3 +90,22 @@ def test_thresholds_are_saved_and_used_by_predict(tiny_cfg, tmp_path):
     for key in ("val/f1_macro_tuned", "test/f1_macro_tuned", "test/jaccard_tuned", "test/f1_micro", "test/f1_macro"):
         assert key in record["metrics"]
     assert set(record["per_label_f1"]["test"]) == set(spec["label_names"])
+
+
+def test_at_least_one_is_saved_and_predict_falls_back_to_the_top_label(tiny_cfg, tmp_path):
+    from emo_lightning.inference.predictor import EmotionPredictor
+
+    cfg = tiny_cfg("data=sem_eval_2018", "thresholds=global", "thresholds.at_least_one=true", "logger=none")
+    train(cfg)
+    spec_file = tmp_path / "model" / "classifier.json"
+    spec = json.loads(spec_file.read_text())
+    assert spec["at_least_one"] is True
+    spec["thresholds"] = [1.01] * len(spec["label_names"])  # no label can pass: only the rule decides
+    spec_file.write_text(json.dumps(spec))
+    texts = ["so angry right now", "what a lovely day"]
+    predictor = EmotionPredictor.from_run(tmp_path)
+    for prediction in predictor.predict(texts):
+        assert prediction.labels == [prediction.scores[0][0]]
+    spec["at_least_one"] = False
+    spec_file.write_text(json.dumps(spec))
+    assert all(p.labels == [] for p in EmotionPredictor.from_run(tmp_path).predict(texts))

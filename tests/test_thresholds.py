@@ -53,6 +53,23 @@ def test_global_jaccard_objective_on_a_known_case():
     assert set_metrics(binarize(probs, threshold), targets.bool())["jaccard"] == 1.0
 
 
+def test_at_least_one_gives_an_empty_text_its_top_label_and_moves_the_jaccard_optimum():
+    # Text 2 has gold {1} but scores only 0.3 for it. Without the rule (worked out by hand): thresholds in
+    # (0.3, 0.9] leave text 2 empty, Jaccard (1 + 0) / 2 = 0.5; (0.2, 0.3] also give text 1 label 1,
+    # (1/2 + 1) / 2 = 0.75, the optimum. With the rule text 2 gets its top label (1) whenever it is empty:
+    # (0.3, 0.9] gives (1 + 1) / 2 = 1.0.
+    probs = torch.tensor([[0.9, 0.3, 0.1], [0.1, 0.3, 0.2]])
+    targets = torch.tensor([[1, 0, 0], [0, 1, 0]])
+    assert binarize(probs, 0.5, at_least_one=True).tolist() == [[True, False, False], [False, True, False]]
+    assert binarize(probs, 0.5).tolist() == [[True, False, False], [False, False, False]]
+    plain = float(ThresholdTuner("global", objective="jaccard")(probs, targets)[0])
+    ruled = float(ThresholdTuner("global", objective="jaccard", at_least_one=True)(probs, targets)[0])
+    assert 0.20 < plain <= 0.30
+    assert set_metrics(binarize(probs, plain), targets.bool())["jaccard"] == pytest.approx(0.75)
+    assert 0.30 < ruled <= 0.90
+    assert set_metrics(binarize(probs, ruled, at_least_one=True), targets.bool())["jaccard"] == 1.0
+
+
 def test_rare_labels_keep_the_global_threshold_and_the_floor_holds():
     probs, targets = separable_case()
     targets[:, 1] = 0

@@ -21,10 +21,12 @@ def collect_probabilities(module: EmotionClassifier, loader: DataLoader) -> tupl
     return torch.cat(probs), torch.cat(targets)
 
 
-def predicted_sets(probs: torch.Tensor, multi_label: bool, thresholds: torch.Tensor | float) -> torch.Tensor:
+def predicted_sets(
+    probs: torch.Tensor, multi_label: bool, thresholds: torch.Tensor | float, at_least_one: bool = False
+) -> torch.Tensor:
     """Boolean (texts, labels): the labels above threshold (multi-label) or the top label (single-label)."""
     if multi_label:
-        return binarize(probs, thresholds)
+        return binarize(probs, thresholds, at_least_one)
     return torch.nn.functional.one_hot(probs.argmax(1), probs.shape[1]).bool()
 
 
@@ -60,14 +62,15 @@ def evaluate_splits(
     Returns (metrics named `<stage>/<metric>_tuned`, per-label F1 per stage, the thresholds or None).
     """
     collected = {split: collect_probabilities(module, loader) for split, loader in loaders.items()}
-    thresholds = None
+    thresholds, at_least_one = None, False
     if multi_label and tuner is not None:
-        thresholds = tuner(*collected["validation"])
+        thresholds, at_least_one = tuner(*collected["validation"]), tuner.at_least_one
     metrics, per_label = {}, {}
     for split, (probs, targets) in collected.items():
         stage = "val" if split == "validation" else split
         gold = gold_sets(targets, len(label_names))
-        pred = predicted_sets(probs, multi_label, thresholds if thresholds is not None else module.threshold)
+        cut = thresholds if thresholds is not None else module.threshold
+        pred = predicted_sets(probs, multi_label, cut, at_least_one)
         per_label[stage] = per_label_f1(pred, gold, label_names)
         if thresholds is not None:
             metrics |= {f"{stage}/{name}_tuned": value for name, value in set_metrics(pred, gold).items()}

@@ -117,6 +117,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 module, loaders, datamodule.label_names, datamodule.multi_label, tuner
             )
             metrics |= tuned
+            spec.at_least_one = bool(tuner is not None and tuner.at_least_one)
             log_tuned(trainer, tuned, spec.thresholds)
     finally:
         finish_wandb_run()

@@ -73,6 +73,8 @@ class EmotionPredictor:
             if self.spec.multi_label:
                 cut = dict(zip(names, self.thresholds))
                 labels = [name for name, p in scores if p >= cut[name]]
+                if not labels and self.spec.at_least_one:
+                    labels = [scores[0][0]]
             else:
                 labels = [scores[0][0]]
             predictions.append(Prediction(text, scores, labels))

@@ -34,6 +34,7 @@ class ClassifierSpec:
     max_length: int
     head: dict  # the head's `_target_` and arguments
     thresholds: list[float] | None = None  # multi-label: one per label, tuned on validation; None: `threshold`
+    at_least_one: bool = False  # multi-label: a text with no label above threshold gets its most probable one
 
     def label_thresholds(self) -> list[float]:
         return list(self.thresholds) if self.thresholds else [self.threshold] * len(self.label_names)

@@ -4,6 +4,9 @@
   `min_positives` validation positives keep the global threshold, and no threshold goes below `floor`,
   so rare labels don't collapse onto a threshold fitted to two examples.
 - `global`: one threshold for all labels, maximizing micro-F1 or sample Jaccard (what those reward).
+
+`at_least_one` gives a text with no label above its threshold its most probable label instead of none — for data
+where (nearly) every text has an emotion; the global threshold is tuned with that rule applied.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class ThresholdTuner:
         floor: lowest threshold considered.
         min_positives: labels with fewer validation positives keep the global threshold (per_label).
         default: the threshold of `none`.
+        at_least_one: a text with no label at or above threshold gets its most probable label.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class ThresholdTuner:
         floor: float = 0.05,
         min_positives: int = 5,
         default: float = 0.5,
+        at_least_one: bool = False,
     ) -> None:
         if strategy not in STRATEGIES:
             raise ConfigError(f"thresholds.strategy={strategy} is not known: use one of {', '.join(STRATEGIES)}")
@@ -61,7 +66,7 @@ class ThresholdTuner:
         if not 0.0 < floor < 1.0:
             raise ConfigError(f"thresholds.floor={floor} must lie in (0, 1): e.g. 0.05")
         self.strategy, self.objective, self.floor = strategy, objective, floor
-        self.min_positives, self.default = min_positives, default
+        self.min_positives, self.default, self.at_least_one = min_positives, default, at_least_one
         self.grid = torch.arange(round(floor * 100), 96, dtype=torch.float64) / 100  # floor … 0.95 by 0.01
 
     def __call__(self, probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -78,7 +83,7 @@ class ThresholdTuner:
 
     def tune_global(self, probs: torch.Tensor, gold: torch.Tensor) -> float:
         score = micro_f1 if self.objective == "f1_micro" else sample_jaccard
-        scores = torch.stack([score(probs >= t, gold) for t in self.grid])
+        scores = torch.stack([score(binarize(probs, t, self.at_least_one), gold) for t in self.grid])
         return float(self.grid[int(scores.argmax())])  # argmax: the lowest of equally good thresholds
 
     def tune_per_label(self, probs: torch.Tensor, gold: torch.Tensor, fallback: float) -> torch.Tensor:
@@ -90,6 +95,11 @@ class ThresholdTuner:
         return thresholds
 
 
-def binarize(probs: torch.Tensor, thresholds: torch.Tensor | float) -> torch.Tensor:
-    """Predicted label sets: probability at or above the label's threshold."""
-    return probs >= torch.as_tensor(thresholds, dtype=probs.dtype)
+def binarize(probs: torch.Tensor, thresholds: torch.Tensor | float, at_least_one: bool = False) -> torch.Tensor:
+    """Predicted label sets: probability at or above the label's threshold; with `at_least_one`, a text with
+    no such label gets its most probable one."""
+    pred = probs >= torch.as_tensor(thresholds, dtype=probs.dtype)
+    if at_least_one:
+        top = torch.nn.functional.one_hot(probs.argmax(dim=1), probs.shape[1]).bool()
+        pred = torch.where(pred.any(dim=1, keepdim=True), pred, top)
+    return pred

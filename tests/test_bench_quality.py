@@ -1,0 +1,72 @@
+"""make bench-quality's records: reused only for the same preset config, and a partial RESULTS.md that says so."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pytest
+
+from tests.conftest import CONF, ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_quality import load_record, preset_fingerprint  # noqa: E402
+from quality_report import write_results  # noqa: E402
+
+
+def record(seed: int, accuracy: float, f1_macro: float, fingerprint: str = "abc") -> dict:
+    return {
+        "dataset": "emotion",
+        "seed": seed,
+        "fingerprint": fingerprint,
+        "processor": "Test CPU",
+        "capabilities": "CPU AVX2",
+        "precision": "32-true",
+        "commit": "0000000",
+        "date": "2026-11-26",
+        "wall_seconds": 600.0,
+        "metrics": {"test/accuracy": accuracy, "test/f1_macro": f1_macro, "test/f1_weighted": accuracy},
+        "per_label_f1": {"test": {"joy": f1_macro, "anger": f1_macro}},
+        "thresholds": None,
+    }
+
+
+def test_fingerprint_follows_the_composed_preset_not_the_seed_or_paths(tmp_path):
+    base = preset_fingerprint("sem_eval_2018", [])
+    assert preset_fingerprint("sem_eval_2018", ["seed=7", "paths.output_dir=/elsewhere", "logger=none"]) == base
+    assert preset_fingerprint("sem_eval_2018", ["trainer.max_epochs=6"]) != base
+    assert preset_fingerprint("emotion", []) != base
+    conf = shutil.copytree(CONF, tmp_path / "conf")
+    preset = conf / "experiment" / "sem_eval_2018_minilm.yaml"
+    preset.write_text(preset.read_text().replace("max_epochs: 5", "max_epochs: 4"))
+    assert preset_fingerprint("sem_eval_2018", [], conf_dir=conf) != base
+
+
+def test_a_record_of_another_config_is_not_reused(tmp_path):
+    path = tmp_path / "seed0.json"
+    assert load_record(path, "abc") is None
+    path.write_text(json.dumps(record(0, 0.93, 0.89, fingerprint="abc")))
+    assert load_record(path, "abc")["metrics"]["test/accuracy"] == 0.93
+    assert load_record(path, "def") is None
+
+
+def test_partial_results_name_pending_seeds_and_judge_no_bar(tmp_path):
+    page = tmp_path / "RESULTS.md"
+    write_results(page, {"emotion": [record(0, 0.94, 0.90)]}, {"emotion": [0, 1, 2]}, "make bench-quality")
+    text = page.read_text()
+    assert "Incomplete: seeds [1, 2] not run yet" in text
+    assert "test accuracy ≥ 0.935: 0.9400 — pending" in text
+    assert "| 0 | 0.9400 | 0.9000 | 10.0 | Test CPU | 32-true | 0000000 |" in text
+
+
+@pytest.mark.parametrize(("accuracies", "verdict"), [((0.94, 0.936, 0.932), "met"), ((0.94, 0.93, 0.93), "missed")])
+def test_complete_results_judge_the_bar_on_the_mean(tmp_path, accuracies, verdict):
+    runs = [record(seed, acc, 0.9) for seed, acc in enumerate(accuracies)]
+    page = tmp_path / "RESULTS.md"
+    write_results(page, {"emotion": runs}, {"emotion": [0, 1, 2]}, "make bench-quality")
+    text = page.read_text()
+    mean = sum(accuracies) / 3
+    assert f"test accuracy ≥ 0.935: {mean:.4f} — {verdict}" in text
+    assert "Incomplete" not in text
+    assert "| accuracy | " in text and " ± " in text

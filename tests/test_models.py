@@ -128,3 +128,47 @@ def test_sample_jaccard_threshold():
     metric = SampleJaccard(threshold=0.25)
     metric.update(torch.tensor([[0.3, 0.2]]), torch.tensor([[1, 1]]))
     assert metric.compute() == pytest.approx(0.5)
+
+
+def test_label_prompt_marks_each_labels_first_token(tiny_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from emo_lightning.models.heads import label_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    prompt = label_prompt(tokenizer, ["happy", "sad", "news_label"])
+    ids, positions = prompt["prompt_ids"], prompt["label_positions"]
+    assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id and prompt["drop_first"]
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    assert [tokens[p] for p in positions] == ["happy", "sad", "news"]  # news_label: "news" "label"
+    assert positions == sorted(positions) and len(ids) == 6
+
+
+def test_label_prompt_goes_before_the_text_and_padding_changes_nothing(tiny_tokenizer_dir, tiny_models):
+    from transformers import AutoModel, AutoTokenizer
+
+    from emo_lightning.models.heads import LabelPromptHead, label_prompt
+    from emo_lightning.models.network import EmotionNetwork
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    backbone = AutoModel.from_pretrained(tiny_models["bert"]).eval()
+    prompt = label_prompt(tokenizer, ["happy", "sad"])
+    head = LabelPromptHead(backbone.config.hidden_size, 2, **prompt).eval()
+    batch = tokenizer(["happy news", "sad sad news and the text of it"], padding=True, return_tensors="pt")
+    ids, mask = head.extend_inputs(batch["input_ids"], batch["attention_mask"])
+    assert ids[0].tolist()[: len(prompt["prompt_ids"])] == prompt["prompt_ids"]
+    assert ids[0, len(prompt["prompt_ids"])].item() == tokenizer.convert_tokens_to_ids("happy")  # text, no [CLS]
+    assert mask.shape == ids.shape and mask[0].sum() == len(prompt["prompt_ids"]) + batch["attention_mask"][0].sum() - 1
+    network = EmotionNetwork(backbone, head)
+    with torch.no_grad():
+        padded = network(batch["input_ids"], batch["attention_mask"])[0]
+        alone = tokenizer(["happy news"], return_tensors="pt")
+        single = network(alone["input_ids"], alone["attention_mask"])[0]
+    assert torch.allclose(padded, single, atol=1e-5)
+
+
+def test_label_prompt_needs_one_position_per_label():
+    from emo_lightning.models.heads import LabelPromptHead
+
+    with pytest.raises(ConfigError, match="the label prompt has 2 labels, the data 3"):
+        LabelPromptHead(16, 3, prompt_ids=[1, 5, 6, 2], label_positions=[1, 2])

@@ -109,3 +109,24 @@ def test_at_least_one_is_saved_and_predict_falls_back_to_the_top_label(tiny_cfg,
     spec["at_least_one"] = False
     spec_file.write_text(json.dumps(spec))
     assert all(p.labels == [] for p in EmotionPredictor.from_run(tmp_path).predict(texts))
+
+
+def test_label_prompt_head_trains_and_its_model_folder_reproduces_validation(tiny_cfg, tiny_mirror, tmp_path):
+    """The exported folder alone (prompt ids included) gives the validation Jaccard the run measured."""
+    import torch
+    from datasets import load_dataset
+
+    from emo_lightning.inference.predictor import EmotionPredictor
+    from emo_lightning.models.thresholds import binarize, sample_jaccard
+
+    cfg = tiny_cfg("data=sem_eval_2018", "head=label_prompt", "logger=none")
+    assert cfg.head.pooling == "mean"  # the backbone's pooling reaches this head too
+    metrics = train(cfg)
+    spec = json.loads((tmp_path / "model" / "classifier.json").read_text())
+    assert spec["head"]["_target_"].endswith("LabelPromptHead") and len(spec["head"]["label_positions"]) == 11
+    val = load_dataset(str(tiny_mirror / cfg.data.path), cfg.data.config_name, split="validation")
+    predictor = EmotionPredictor.from_run(tmp_path, precision="fp32")
+    probs = predictor.predict_proba(val["Tweet"])
+    gold = torch.tensor([[row[name] for name in spec["label_names"]] for row in val]).bool()
+    pred = binarize(probs, torch.tensor(spec["thresholds"]), spec["at_least_one"])
+    assert float(sample_jaccard(pred, gold)) == pytest.approx(metrics["val/jaccard_tuned"], abs=1e-6)

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
@@ -15,6 +15,7 @@ from emo_lightning.evaluation import evaluate_splits
 from emo_lightning.loggers import finish_wandb_run
 from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.export import ClassifierSpec, save_model_dir
+from emo_lightning.models.heads import LabelPromptHead, label_prompt
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.utils.config import validate_config
 from emo_lightning.utils.errors import ConfigError
@@ -27,6 +28,8 @@ def build_classifier(cfg: DictConfig, datamodule) -> tuple[EmotionClassifier, Cl
     """The LightningModule for this data, and the spec the exported model folder will carry."""
     backbone = instantiate(cfg.model, tokenizer=datamodule.tokenizer)
     head_args = {"hidden_size": backbone.config.hidden_size, "num_labels": datamodule.num_labels}
+    if issubclass(get_class(cfg.head._target_), LabelPromptHead):
+        head_args |= label_prompt(datamodule.tokenizer, datamodule.label_names)
     head = instantiate(cfg.head, **head_args)
     loss = instantiate(
         cfg.loss,

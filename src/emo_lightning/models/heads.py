@@ -1,9 +1,14 @@
-"""Classification heads: pool the encoder's last hidden state, then map it to one logit per label."""
+"""Classification heads: pool the encoder's last hidden state, then map it to one logit per label.
+
+`LabelPromptHead` also shapes the input: the label names go before the text, and each label is scored from its own
+name's token as the encoder read it beside the text (as in SpanEmo, Alhuzali & Ananiadou 2021).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers import PreTrainedTokenizerBase
 
 from emo_lightning.utils.errors import ConfigError
 
@@ -65,3 +70,58 @@ class MLPHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.pool(hidden, attention_mask))  # (batch, num_labels)
+
+
+def label_prompt(tokenizer: PreTrainedTokenizerBase, label_names: list[str]) -> dict:
+    """Token ids of the label names as one segment (with the tokenizer's special tokens), the position of each
+    name's first token, and whether the tokenizer starts every text with a special token (dropped after the prompt).
+    """
+    encoded = tokenizer([name.replace("_", " ") for name in label_names], is_split_into_words=True)
+    word_ids = encoded.word_ids()
+    positions = [word_ids.index(i) for i in range(len(label_names))]
+    starts_special = encoded["input_ids"][0] in tokenizer.all_special_ids
+    return {"prompt_ids": encoded["input_ids"], "label_positions": positions, "drop_first": starts_special}
+
+
+class LabelPromptHead(nn.Module):
+    """Label names before the text; label i's logit from [its name's token ; pooled text] → dropout → linear.
+
+    `prompt_ids`, `label_positions` and `drop_first` come from `label_prompt` (the model folder keeps them).
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_labels: int,
+        prompt_ids: list[int],
+        label_positions: list[int],
+        drop_first: bool = True,
+        pooling: str = "mean",
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if len(label_positions) != num_labels:
+            raise ConfigError(f"the label prompt has {len(label_positions)} labels, the data {num_labels}")
+        self.register_buffer("prompt_ids", torch.tensor(prompt_ids, dtype=torch.long), persistent=False)
+        self.register_buffer("positions", torch.tensor(label_positions, dtype=torch.long), persistent=False)
+        self.drop_first = drop_first
+        self.pool = Pooler(pooling)
+        self.dropout = nn.Dropout(dropout)
+        self.scorer = nn.Linear(2 * hidden_size, 1)
+        self.label_bias = nn.Parameter(torch.zeros(num_labels))
+
+    def extend_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prompt + text ids, mask): the text keeps its closing special token, not its opening one."""
+        if self.drop_first:
+            input_ids, attention_mask = input_ids[:, 1:], attention_mask[:, 1:]
+        prompt = self.prompt_ids.expand(input_ids.shape[0], -1)
+        ids = torch.cat([prompt, input_ids], dim=1)
+        return ids, torch.cat([torch.ones_like(prompt, dtype=attention_mask.dtype), attention_mask], dim=1)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        text_mask = attention_mask.clone()
+        text_mask[:, : self.prompt_ids.numel()] = 0  # pool the text, not the prompt
+        text = self.pool(hidden, text_mask)
+        labels = hidden[:, self.positions]  # (batch, num_labels, hidden)
+        features = torch.cat([labels, text.unsqueeze(1).expand_as(labels)], dim=-1)
+        return self.scorer(self.dropout(features)).squeeze(-1) + self.label_bias  # (batch, num_labels)

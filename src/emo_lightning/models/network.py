@@ -14,6 +14,9 @@ class EmotionNetwork(nn.Module):
         self.head = head
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        extend = getattr(self.head, "extend_inputs", None)  # heads that put something before the text
+        if extend is not None:
+            input_ids, attention_mask = extend(input_ids, attention_mask)
         # Only ids and mask: BERT, DistilBERT, RoBERTa, SqueezeBERT and MiniLM all accept these.
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self.head(hidden, attention_mask)  # (batch, num_labels)

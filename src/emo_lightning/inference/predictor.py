@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from emo_lightning.data.batching import SortedBatchSampler, restore_order
+from emo_lightning.evaluation import predicted_sets
 from emo_lightning.models.export import load_model_dir
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, autocast, inference_dtype
@@ -67,15 +68,11 @@ class EmotionPredictor:
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         names = self.spec.label_names
+        probs = self.predict_proba(texts)
+        chosen = predicted_sets(probs, self.spec.multi_label, torch.tensor(self.thresholds), self.spec.at_least_one)
         predictions = []
-        for text, probs in zip(texts, self.predict_proba(texts).tolist()):
-            scores = sorted(zip(names, probs), key=lambda pair: pair[1], reverse=True)
-            if self.spec.multi_label:
-                cut = dict(zip(names, self.thresholds))
-                labels = [name for name, p in scores if p >= cut[name]]
-                if not labels and self.spec.at_least_one:
-                    labels = [scores[0][0]]
-            else:
-                labels = [scores[0][0]]
+        for text, row, picked in zip(texts, probs.tolist(), chosen.tolist()):
+            scores = sorted(zip(names, row), key=lambda pair: pair[1], reverse=True)
+            labels = [name for name, _ in scores if picked[names.index(name)]]  # best first
             predictions.append(Prediction(text, scores, labels))
         return predictions

@@ -45,6 +45,7 @@ def build_classifier(cfg: DictConfig, datamodule) -> tuple[EmotionClassifier, Cl
         label_names=datamodule.label_names,
         multi_label=datamodule.multi_label,
         threshold=cfg.threshold,
+        param_groups=instantiate(cfg.param_groups) if cfg.get("param_groups") else None,
     )
     spec = ClassifierSpec(
         label_names=datamodule.label_names,

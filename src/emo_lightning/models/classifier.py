@@ -10,6 +10,7 @@ from torch import nn
 
 from emo_lightning.models.metrics import build_metrics, headline_metric
 from emo_lightning.models.network import EmotionNetwork
+from emo_lightning.models.param_groups import ParameterGroups
 
 
 class EmotionClassifier(L.LightningModule):
@@ -23,6 +24,7 @@ class EmotionClassifier(L.LightningModule):
         label_names: one per logit, in order.
         multi_label: sigmoid per label if True, softmax over labels if False.
         threshold: decision threshold of multi-label metrics.
+        param_groups: splits the parameters into optimizer groups; default: no weight decay on 1-D parameters.
     """
 
     def __init__(
@@ -34,13 +36,16 @@ class EmotionClassifier(L.LightningModule):
         label_names: list[str],
         multi_label: bool,
         threshold: float = 0.5,
+        param_groups: ParameterGroups | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["network", "loss", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["network", "loss", "optimizer", "scheduler", "param_groups"])
         self.network = network
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.param_groups = param_groups or ParameterGroups()
+        self.param_groups.depths(network)  # refuses a layer_decay this backbone cannot take, before training
         self.multi_label = multi_label
         self.threshold = threshold
         metrics = build_metrics(len(label_names), multi_label, threshold)
@@ -103,13 +108,9 @@ class EmotionClassifier(L.LightningModule):
             torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
     def configure_optimizers(self):
-        # No weight decay on biases and norm weights (every 1-D parameter).
-        trainable = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in trainable if p.ndim >= 2]},
-            {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
-        ]
-        optimizer = self.optimizer_factory(groups)
+        optimizer = self.optimizer_factory(self.param_groups(self.network))
+        for group in optimizer.param_groups:  # before the scheduler records each group's initial rate
+            group["lr"] *= group["lr_scale"]
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer, num_training_steps=self.trainer.estimated_stepping_batches)

@@ -110,8 +110,6 @@ def main() -> None:
         "processor": processor_name(),
         "capabilities": hw.summary(),
         "precision": choose_precision(hw, uses_gpu("auto"))[0],
-        "commit": commit_id(),
-        "date": f"{datetime.now():%Y-%m-%d}",
     }
     default = not args.set and set(args.datasets) == set(METRICS) and args.records == ROOT / "docs" / "results"
     command = "make bench-quality" if default else " ".join(sys.argv)
@@ -125,8 +123,10 @@ def main() -> None:
             if record is None:
                 print(f"[{dataset} seed {seed}] training (config {fingerprint}) …", flush=True)
                 run_dir = ROOT / "outputs" / "quality" / args.name / dataset / fingerprint / f"seed{seed}"
+                # The code a run trains with is the tree at its start: a long benchmark can outlive several commits.
+                started = {"commit": commit_id(), "date": f"{datetime.now():%Y-%m-%d}"}
                 run = train_one(dataset, seed, run_dir, args.set)
-                record = make_record(run, dataset, seed, fingerprint, machine, args.set)
+                record = make_record(run, dataset, seed, fingerprint, {**machine, **started}, args.set)
                 record_file.parent.mkdir(parents=True, exist_ok=True)
                 record_file.write_text(json.dumps(record, indent=2))
             results[dataset].append(record)

@@ -6,12 +6,12 @@ import logging
 
 import pytest
 import torch
-from hydra.utils import instantiate
 from safetensors.torch import load_file
 
-from emo_lightning.train import build_classifier, build_trainer, train
+from emo_lightning.train import train
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, choose_precision, inference_dtype, resolve_precision
+from tests.runs import classifier_and_data, quiet_trainer
 
 AMD_AVX2 = Hardware(cpu_isa="AVX2")
 ZEN4_AVX512_BF16 = Hardware(cpu_isa="AVX512", avx512_bf16=True)
@@ -91,12 +91,10 @@ def test_bf16_mixed_training_on_cpu_learns_and_keeps_fp32(tiny_cfg, tmp_path):
         "trainer.max_epochs=25",
         "optimizer.lr=3e-3",
     )
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
-    module, _ = build_classifier(cfg, datamodule)
+    module, datamodule = classifier_and_data(cfg)
     batch = next(iter(datamodule.train_dataloader()))
     before = module.model_step(batch)[0].item()
-    trainer = build_trainer(cfg, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer = quiet_trainer(cfg)
     assert trainer.precision == "bf16-mixed"
     trainer.fit(module, datamodule=datamodule)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -139,10 +137,8 @@ def test_fused_adamw_with_clipping_under_mixed_precision(precision, accelerator,
         "trainer.max_steps=3",
     )
     assert cfg.optimizer.fused and cfg.trainer.gradient_clip_val == 1.0
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
-    module, _ = build_classifier(cfg, datamodule)
-    trainer = build_trainer(cfg, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    module, datamodule = classifier_and_data(cfg)
+    trainer = quiet_trainer(cfg)
     trainer.fit(module, datamodule=datamodule)
     assert trainer.global_step == 3
     grads = [p.grad for p in module.parameters() if p.grad is not None]

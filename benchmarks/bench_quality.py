@@ -2,6 +2,7 @@
 
     make bench-quality                          # SEEDS=3 for emotion and SemEval, GO_SEEDS=1 for GoEmotions
     python benchmarks/bench_quality.py --datasets sem_eval_2018 --seeds 1 --set trainer.max_epochs=6
+    python benchmarks/bench_quality.py --report-only   # rewrite docs/RESULTS.md from the records, train nothing
 
 Each run is `python train.py experiment=<dataset>_minilm seed=<s>` in its own process, under
 outputs/quality/<name>/<dataset>/<fingerprint>/seed<s>/. When it finishes, a small record (test and validation
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every run, key=value")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "RESULTS.md")
     parser.add_argument("--records", type=Path, default=ROOT / "docs" / "results", help="per-run records")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the page from the records; train nothing")
     args = parser.parse_args()
     os.environ.setdefault("EMO_DATA_DIR", str(ROOT.parent / "shared" / "data"))
     os.environ.setdefault("EMO_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
@@ -120,6 +122,8 @@ def main() -> None:
         for seed in asked:
             record_file = args.records / dataset / f"seed{seed}.json"
             record = load_record(record_file, fingerprint)
+            if record is None and args.report_only:
+                continue
             if record is None:
                 print(f"[{dataset} seed {seed}] training (config {fingerprint}) …", flush=True)
                 run_dir = ROOT / "outputs" / "quality" / args.name / dataset / fingerprint / f"seed{seed}"
@@ -133,6 +137,7 @@ def main() -> None:
             shown = {m: round(record["metrics"][f"test/{m}"], 4) for m, _ in BARS[dataset]}
             print(f"[{dataset} seed {seed}] {shown}  ({record['wall_seconds'] / 60:.1f} min)", flush=True)
             write_results(args.results, results, seeds, command)
+    write_results(args.results, results, seeds, command)
     print(f"wrote {args.results}")
 
 

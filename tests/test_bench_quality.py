@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -70,3 +71,19 @@ def test_complete_results_judge_the_bar_on_the_mean(tmp_path, accuracies, verdic
     assert f"test accuracy ≥ 0.935: {mean:.4f} — {verdict}" in text
     assert "Incomplete" not in text
     assert "| accuracy | " in text and " ± " in text
+
+
+def test_report_only_writes_the_page_from_matching_records_and_trains_nothing(tmp_path):
+    records, page = tmp_path / "records", tmp_path / "RESULTS.md"
+    (records / "emotion").mkdir(parents=True)
+    current = record(0, 0.94, 0.90, fingerprint=preset_fingerprint("emotion", []))
+    (records / "emotion" / "seed0.json").write_text(json.dumps(current))
+    (records / "emotion" / "seed1.json").write_text(json.dumps(record(1, 0.5, 0.5, fingerprint="old")))
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_quality.py"), "--report-only"]
+    done = subprocess.run([*command, "--records", str(records), "--results", str(page)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "training" not in done.stdout
+    text = page.read_text()
+    assert "| 0 | 0.9400 | 0.9000 |" in text and "0.5000" not in text  # the old config's record is left out
+    assert "Incomplete: seeds [1, 2] not run yet" in text
+    assert "SemEval" in text and "GoEmotions" in text

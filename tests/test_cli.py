@@ -1,4 +1,4 @@
-"""The command line in subprocesses: fast_dev_run, a 2×2 multirun with W&B offline, predict, errors."""
+"""The command line in subprocesses: fast_dev_run, a 2×2 multirun with W&B offline and its summary, predict, errors."""
 
 from __future__ import annotations
 
@@ -91,6 +91,10 @@ def test_multirun_2x2_with_wandb_offline(tmp_path, tiny_models, tiny_mirror):
         assert {"val/f1_macro", "val/jaccard", "test/f1_macro", "train/loss"} <= logged
     assert len(run_ids) == 4  # every job got its own W&B run
     assert "W&B offline" in out.stderr + out.stdout
+    summary = (tmp_path / "sweep" / "summary.md").read_text()  # written by the SweepSummary callback
+    for config in ("loss=bce head=linear", "loss=bce head=mlp", "loss=focal head=linear", "loss=focal head=mlp"):
+        assert f"| `{config}` | 42 |" in summary
+    assert (tmp_path / "sweep" / "summary.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize(

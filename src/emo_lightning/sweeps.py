@@ -1,0 +1,205 @@
+"""Compare the jobs of a multirun: mean ± std over seeds per configuration, as a table, a CSV and a plot.
+
+Written by itself at the end of `python train.py -m ...` (the `SweepSummary` Hydra callback) into the sweep folder:
+`summary.md`, `summary.csv` (one row per job) and `summary.png`. For a sweep that was interrupted or spread over
+several folders: `python -m emo_lightning.sweeps outputs/multirun/<time> [more folders] [--metrics val/accuracy ...]`.
+A configuration is a job's command-line overrides without `seed=`, so `seed=0,1,2` gives each one its mean and spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from pathlib import Path
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+DEFAULTS_LABEL = "(defaults)"
+COMMON_LABEL = "(the common overrides only)"
+# Headline validation metrics per task, after the monitored one; the first present in every job ranks the table.
+SINGLE_LABEL_METRICS = ["val/accuracy", "val/f1_macro"]
+MULTI_LABEL_METRICS = ["val/jaccard_tuned", "val/f1_micro_tuned", "val/f1_macro_tuned", "val/auroc_micro"]
+
+
+def _job_overrides(job_dir: Path) -> tuple[list[str], int | None]:
+    """A job's command-line overrides without seed and hydra.*, and its seed."""
+    overrides = OmegaConf.load(job_dir / ".hydra" / "overrides.yaml") or []
+    config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
+    kept = [o for o in overrides if not o.startswith(("seed=", "hydra.", "+hydra.", "~hydra."))]
+    return kept, config.get("seed")
+
+
+def collect(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
+    """One row per job folder under `sweep_dirs` (config, seed, job, monitor, every logged metric; NaN if none),
+    and the overrides common to all jobs. A job's config is the rest of its overrides: what the sweep varied."""
+    rows = []
+    for sweep_dir in sweep_dirs:
+        if not Path(sweep_dir).is_dir():
+            raise FileNotFoundError(f"{sweep_dir} is not a folder: give the multirun's folder, outputs/multirun/<time>")
+        for hydra_dir in sorted(Path(sweep_dir).glob("**/.hydra/overrides.yaml")):
+            job_dir = hydra_dir.parent.parent
+            overrides, seed = _job_overrides(job_dir)
+            row = {"overrides": overrides, "seed": seed, "job": str(job_dir)}
+            metrics_file = job_dir / "metrics.json"
+            if metrics_file.exists():
+                result = json.loads(metrics_file.read_text())
+                row["monitor"] = result.get("monitor")
+                row.update(result.get("metrics", {}))
+            rows.append(row)
+    if not rows:
+        raise FileNotFoundError(
+            f"no jobs under {', '.join(map(str, sweep_dirs))}: a job folder holds .hydra/overrides.yaml"
+        )
+    common = [o for o in rows[0]["overrides"] if all(o in row["overrides"] for row in rows)]
+    for row in rows:
+        varied = [o for o in row["overrides"] if o not in common]
+        row["config"] = " ".join(varied) or (COMMON_LABEL if common else DEFAULTS_LABEL)
+        row["overrides"] = " ".join(row["overrides"])
+    runs = pd.DataFrame(rows)
+    return runs[["config", "seed", *[c for c in runs.columns if c not in ("config", "seed")]]], common
+
+
+def default_metrics(runs: pd.DataFrame) -> list[str]:
+    """The monitored metric's tuned form (else itself), then the task's headline validation metrics present."""
+    monitors = runs["monitor"].dropna().unique() if "monitor" in runs else []
+    chosen = []
+    for monitor in monitors:
+        chosen.append(f"{monitor}_tuned" if f"{monitor}_tuned" in runs else monitor)
+    multi_label = any(name.endswith("_tuned") for name in runs.columns)
+    chosen += MULTI_LABEL_METRICS if multi_label else SINGLE_LABEL_METRICS
+    return [m for m in dict.fromkeys(chosen) if m in runs]
+
+
+def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Per configuration: finished jobs, mean and std (over seeds) of each metric; best first by `metrics[0]`."""
+    missing = [m for m in metrics if m not in runs]
+    if missing:
+        known = sorted(c for c in runs.columns if "/" in c)
+        raise KeyError(f"metric(s) {', '.join(missing)} not logged by these jobs; known: {', '.join(known)}")
+    finished = runs.dropna(subset=metrics, how="all")
+    grouped = finished.groupby("config", sort=False)[metrics]
+    summary = pd.concat(
+        {"mean": grouped.mean(), "std": grouped.std(ddof=1)},
+        axis=1,
+    )
+    summary.columns = [f"{metric} {stat}" for stat, metric in summary.columns]
+    summary.insert(0, "seeds", finished.groupby("config", sort=False)["seed"].apply(_seed_list))
+    summary.insert(0, "jobs", finished.groupby("config", sort=False).size())
+    summary["unfinished"] = runs.groupby("config", sort=False).size().reindex(summary.index) - summary["jobs"]
+    return summary.sort_values(f"{metrics[0]} mean", ascending=False)
+
+
+def _seed_list(seeds: pd.Series) -> str:
+    return ",".join(str(int(s)) for s in sorted(seeds.dropna()))
+
+
+def _mean_std(mean: float, std: float) -> str:
+    return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def to_markdown(summary: pd.DataFrame, metrics: list[str]) -> str:
+    """A markdown table: configuration, seeds, mean ± std of each metric (std over seeds, blank for one seed)."""
+    header = ["config", "seeds", *metrics]
+    lines = ["", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for config, row in summary.iterrows():
+        cells = [f"`{config}`", row["seeds"]]
+        cells += [_mean_std(row[f"{m} mean"], row[f"{m} std"]) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    unfinished = int(summary["unfinished"].sum())
+    note = f"\n{unfinished} job(s) without metrics.json (failed or still running) are left out.\n" if unfinished else ""
+    return "\n".join(lines) + "\n" + note
+
+
+def plot(runs: pd.DataFrame, summary: pd.DataFrame, metrics: list[str], path: Path) -> None:
+    """One panel per metric: each seed a dot, the mean ± std a bar, configurations in the table's order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = list(summary.index)
+    positions = {config: i for i, config in enumerate(reversed(configs))}
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(3.2 * len(metrics) + 3, 0.45 * len(configs) + 1.4), sharey=True, squeeze=False
+    )
+    for ax, metric in zip(axes[0], metrics):
+        finished = runs.dropna(subset=[metric])
+        ax.scatter(finished[metric], finished["config"].map(positions), s=14, color="0.55", zorder=2, label="seed")
+        ax.errorbar(
+            summary[f"{metric} mean"],
+            [positions[c] for c in configs],
+            xerr=summary[f"{metric} std"].fillna(0),
+            fmt="D",
+            color="C0",
+            capsize=3,
+            zorder=3,
+            label="mean ± std",
+        )
+        ax.set_title(metric, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(configs)), [_short(c) for c in reversed(configs)], fontsize=8)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _short(config: str, width: int = 48) -> str:
+    return config if len(config) <= width else config[: width - 1] + "…"
+
+
+def write_report(sweep_dirs: list[Path], metrics: list[str] | None = None, out_dir: Path | None = None) -> Path:
+    """Write summary.md, summary.csv and summary.png into `out_dir` (default: the first sweep folder)."""
+    runs, common = collect(sweep_dirs)
+    metrics = list(metrics) if metrics else default_metrics(runs)
+    if not metrics:
+        raise ValueError("no validation metrics found in the jobs' metrics.json: did any job finish?")
+    summary = summarize(runs, metrics)
+    out_dir = Path(out_dir or sweep_dirs[0])
+    runs.sort_values(["config", "seed"]).to_csv(out_dir / "summary.csv", index=False)
+    title = f"# Sweep summary: {', '.join(map(str, sweep_dirs))}\n\nMean ± std over seeds; ranked by {metrics[0]}.\n"
+    if common:
+        title += f"Common to every job: `{' '.join(common)}`.\n"
+    (out_dir / "summary.md").write_text(title + to_markdown(summary, metrics))
+    plot(runs, summary, metrics, out_dir / "summary.png")
+    return out_dir / "summary.md"
+
+
+class SweepSummary(Callback):
+    """Hydra callback: at the end of a multirun, the sweep folder gets summary.md / .csv / .png."""
+
+    def __init__(self, metrics: list[str] | None = None) -> None:
+        self.metrics = list(metrics) if metrics else None
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            report = write_report([sweep_dir], self.metrics)
+        except (FileNotFoundError, KeyError, ValueError) as err:
+            log.warning("no sweep summary: %s", err)
+            return
+        log.info("sweep summary: %s (and summary.csv, summary.png)", report)
+        log.info("\n%s", report.read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m emo_lightning.sweeps", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dirs", nargs="+", type=Path, help="multirun folders (outputs/multirun/<time>)")
+    parser.add_argument("--metrics", nargs="+", help="columns; the first ranks (default: the validation headline)")
+    parser.add_argument("--out", type=Path, help="where the summary files go (default: the first folder)")
+    args = parser.parse_args(argv)
+    try:
+        report = write_report(args.sweep_dirs, args.metrics, args.out)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        parser.exit(2, f"error: {err.args[0] if isinstance(err, KeyError) else err}\n")
+    print(report.read_text())  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

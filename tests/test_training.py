@@ -8,6 +8,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from emo_lightning.evaluation import evaluate_splits
 from emo_lightning.inference.predictor import EmotionPredictor
 from emo_lightning.train import build_classifier, train
 from emo_lightning.utils.errors import config_error_in
@@ -58,6 +59,9 @@ def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
     assert spec["problem_type"] == "multi_label_classification"
     csv_files = list((tmp_path / "csv").rglob("metrics.csv"))
     assert csv_files and "test/f1_macro_tuned" in csv_files[0].read_text().splitlines()[0]
+    plots = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert plots == ["curves.png", "per_label_f1.png"]  # no confusion matrix for multi-label data
+    assert all((tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in plots)
 
 
 def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):
@@ -81,6 +85,23 @@ def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):
     assert all(p.dtype == torch.float32 for p in predictor.network.parameters())
     ranked = predictor.predict(texts)[0]
     assert ranked.scores[0][1] == max(ranked.scores[i][1] for i in range(6))
+    plots = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert plots == ["confusion_test.png", "confusion_val.png", "curves.png", "per_label_f1.png"]
+
+
+def test_confusion_counts_agree_with_accuracy_and_per_label_f1(tiny_cfg):
+    cfg = tiny_cfg("logger=none", "trainer.max_epochs=2")
+    module, datamodule = classifier_and_data(cfg)
+    trainer = quiet_trainer(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    accuracy = trainer.validate(module, datamodule=datamodule, verbose=False)[0]["val/accuracy"]
+    loaders = {"validation": datamodule.eval_dataloader("validation")}
+    result = evaluate_splits(module, loaders, datamodule.label_names, multi_label=False, tuner=None)
+    counts = result.confusion["val"].double()  # rows: true label, columns: predicted
+    assert counts.sum() == len(datamodule.labeled.splits["validation"])
+    assert counts.trace() / counts.sum() == pytest.approx(accuracy, abs=1e-6)
+    f1 = 2 * counts.diag() / (counts.sum(0) + counts.sum(1)).clamp(min=1)
+    assert f1.tolist() == pytest.approx(list(result.per_label["val"].values()), abs=1e-4)
 
 
 def test_ce_on_multi_label_data_is_refused_before_training(tiny_cfg, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -50,28 +52,37 @@ def per_label_f1(pred: torch.Tensor, gold: torch.Tensor, label_names: list[str])
     return {name: round(float(f1), 4) for name, f1 in zip(label_names, binary_f1(pred, gold, dim=0))}
 
 
+@dataclass
+class Evaluation:
+    """What `evaluate_splits` found: tuned metrics, per-label F1 and confusion counts per stage, the thresholds."""
+
+    metrics: dict[str, float] = field(default_factory=dict)  # `<stage>/<metric>_tuned` (multi-label only)
+    per_label: dict[str, dict[str, float]] = field(default_factory=dict)
+    confusion: dict[str, torch.Tensor] = field(default_factory=dict)  # single-label: (true, predicted) counts
+    thresholds: list[float] | None = None
+
+
 def evaluate_splits(
     module: EmotionClassifier,
     loaders: dict[str, DataLoader],
     label_names: list[str],
     multi_label: bool,
     tuner: ThresholdTuner | None,
-) -> tuple[dict[str, float], dict[str, dict[str, float]], list[float] | None]:
-    """Tune thresholds on `loaders["validation"]` (never on test), then score every split with them.
-
-    Returns (metrics named `<stage>/<metric>_tuned`, per-label F1 per stage, the thresholds or None).
-    """
+) -> Evaluation:
+    """Tune thresholds on `loaders["validation"]` (never on test), then score every split with them."""
     collected = {split: collect_probabilities(module, loader) for split, loader in loaders.items()}
     thresholds, at_least_one = None, False
     if multi_label and tuner is not None:
         thresholds, at_least_one = tuner(*collected["validation"]), tuner.at_least_one
-    metrics, per_label = {}, {}
+    result = Evaluation(thresholds=None if thresholds is None else [round(float(t), 4) for t in thresholds])
     for split, (probs, targets) in collected.items():
         stage = "val" if split == "validation" else split
         gold = gold_sets(targets, len(label_names))
         cut = thresholds if thresholds is not None else module.threshold
         pred = predicted_sets(probs, multi_label, cut, at_least_one)
-        per_label[stage] = per_label_f1(pred, gold, label_names)
+        result.per_label[stage] = per_label_f1(pred, gold, label_names)
         if thresholds is not None:
-            metrics |= {f"{stage}/{name}_tuned": value for name, value in set_metrics(pred, gold).items()}
-    return metrics, per_label, None if thresholds is None else [round(float(t), 4) for t in thresholds]
+            result.metrics |= {f"{stage}/{name}_tuned": value for name, value in set_metrics(pred, gold).items()}
+        if not multi_label:
+            result.confusion[stage] = gold.long().T @ pred.long()
+    return result

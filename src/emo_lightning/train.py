@@ -11,7 +11,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
-from emo_lightning.evaluation import evaluate_splits
+from emo_lightning.evaluation import Evaluation, evaluate_splits
 from emo_lightning.loggers import finish_wandb_run
 from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.export import ClassifierSpec, save_model_dir
@@ -95,6 +95,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = instantiate_group(cfg.callbacks, monitor=module.monitor)
     loggers = instantiate_group(cfg.logger)
     check_monitors(callbacks, module)
+    plots = instantiate(cfg.plots) if cfg.get("plots") else None
+    if plots is not None:
+        callbacks.append(plots)
     tuner = instantiate(cfg.thresholds) if datamodule.multi_label else None
     if not loggers:  # a learning-rate monitor has nowhere to write (Lightning refuses the pair)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -113,23 +116,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)[0]
         if datamodule.has_test:
             metrics |= trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)[0]
-        per_label = {}
+        evaluation = Evaluation()
         if trainer.is_global_zero:  # the module now holds the evaluated (best) weights
             splits = ["validation", "test"] if datamodule.has_test else ["validation"]
             loaders = {split: datamodule.eval_dataloader(split) for split in splits}
-            tuned, per_label, spec.thresholds = evaluate_splits(
-                module, loaders, datamodule.label_names, datamodule.multi_label, tuner
-            )
-            metrics |= tuned
+            evaluation = evaluate_splits(module, loaders, datamodule.label_names, datamodule.multi_label, tuner)
+            metrics |= evaluation.metrics
+            spec.thresholds = evaluation.thresholds
             spec.at_least_one = bool(tuner is not None and tuner.at_least_one)
-            log_tuned(trainer, tuned, spec.thresholds)
+            log_tuned(trainer, evaluation.metrics, spec.thresholds)
     finally:
         finish_wandb_run()
     output_dir = Path(cfg.paths.output_dir)
     if trainer.is_global_zero:
         monitor = trainer.checkpoint_callback.monitor if trainer.checkpoint_callback else module.monitor
-        write_metrics(output_dir / "metrics.json", metrics, ckpt_path, monitor, per_label, spec.thresholds)
+        write_metrics(output_dir / "metrics.json", metrics, ckpt_path, monitor, evaluation.per_label, spec.thresholds)
         save_model_dir(output_dir / "model", module.network, datamodule.tokenizer, spec)
+        if plots is not None:
+            plots.evaluation(evaluation, datamodule.label_names)
         log.info("run artifacts in %s", output_dir)
     return metrics
 

@@ -1,0 +1,138 @@
+"""PNG figures of a run in its plots/ folder: training curves, per-label F1, single-label confusion matrices."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from emo_lightning.evaluation import Evaluation
+
+log = logging.getLogger(__name__)
+
+
+class RunPlots(L.Callback):
+    """Records the training loss per step and validation metrics per validation during fit; draws curves.png at
+    the end of fit and, from the final evaluation, per_label_f1.png and confusion_<stage>.png (single-label)."""
+
+    def __init__(self, dirpath: str | Path) -> None:
+        self.dirpath = Path(dirpath)
+        self.train_loss: list[torch.Tensor] = []  # kept on the device; read once at the end (no per-step sync)
+        self.train_steps: list[int] = []
+        self.validations: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self.train_loss.append(loss.detach())
+            self.train_steps.append(trainer.global_step)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        self.validations.append({"step": trainer.global_step, **logged})
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        losses = torch.stack(self.train_loss).float().cpu().tolist() if self.train_loss else []
+        plot_curves(list(zip(self.train_steps, losses)), self.validations, self.dirpath / "curves.png")
+
+    def evaluation(self, evaluation: Evaluation, label_names: list[str]) -> None:
+        """per_label_f1.png, and confusion_<stage>.png for single-label models."""
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        cut = " at the validation-tuned thresholds" if evaluation.thresholds is not None else ""
+        plot_per_label_f1(evaluation.per_label, self.dirpath / "per_label_f1.png", title=f"per-label F1{cut}")
+        for stage, counts in evaluation.confusion.items():
+            plot_confusion(
+                counts, label_names, self.dirpath / f"confusion_{stage}.png", title=f"{stage}: true vs predicted"
+            )
+        log.info("plots in %s", self.dirpath)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(train_loss: list[tuple[int, float]], validations: list[dict[str, float]], path: Path) -> None:
+    """Left: training loss per step (raw and smoothed) and validation loss; right: validation metrics.
+
+    `validations` holds one dict per validation run, with its `step` and the `val/...` values logged then.
+    """
+    plt = _pyplot()
+    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    if train_loss:
+        steps, losses = zip(*train_loss)
+        window = max(1, len(losses) // 50)
+        if window == 1:
+            loss_ax.plot(steps, losses, color="C0", label="train")
+        else:
+            smoothed = torch.tensor(losses).unfold(0, window, 1).mean(1).tolist()
+            loss_ax.plot(steps, losses, color="C0", alpha=0.25, linewidth=0.8)
+            loss_ax.plot(steps[window - 1 :], smoothed, color="C0", label=f"train (mean of {window} steps)")
+    val_steps = [v["step"] for v in validations]
+    if any("val/loss" in v for v in validations):
+        loss_ax.plot(val_steps, [v.get("val/loss") for v in validations], "o-", color="C1", label="validation")
+    loss_ax.set(title="loss", xlabel="optimizer step")
+    loss_ax.legend(fontsize=8)
+    names = sorted({k for v in validations for k in v if k.startswith("val/") and k != "val/loss"})
+    for i, name in enumerate(names):
+        metric_ax.plot(val_steps, [v.get(name) for v in validations], "o-", color=f"C{i % 10}", label=name)
+    metric_ax.set(title="validation metrics", xlabel="optimizer step")
+    if names:
+        metric_ax.legend(fontsize=7)
+    for ax in (loss_ax, metric_ax):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_per_label_f1(per_label: dict[str, dict[str, float]], path: Path, title: str = "per-label F1") -> None:
+    """Horizontal bars per label and split (val, test), labels ordered by the last split's F1, best on top."""
+    plt = _pyplot()
+    stages = list(per_label)
+    labels = sorted(per_label[stages[-1]], key=lambda name: per_label[stages[-1]][name])
+    height = 0.8 / len(stages)
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(labels) * len(stages) + 1.2))
+    for i, stage in enumerate(stages):
+        positions = [j + i * height for j in range(len(labels))]
+        ax.barh(positions, [per_label[stage][name] for name in labels], height=height, label=stage)
+    ax.set_yticks([j + height * (len(stages) - 1) / 2 for j in range(len(labels))], labels, fontsize=8)
+    ax.set(xlim=(0, 1), xlabel="F1", title=title)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(counts: torch.Tensor, label_names: list[str], path: Path, title: str = "confusion") -> None:
+    """Rows: the true label, normalized to 1; each cell shows its share and its count."""
+    plt = _pyplot()
+    shares = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
+    size = 1.2 + 0.7 * len(label_names)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), count in zip(
+        torch.cartesian_prod(*[torch.arange(len(label_names))] * 2).tolist(), counts.flatten()
+    ):
+        color = "white" if shares[row, col] > 0.6 else "black"
+        ax.text(col, row, f"{shares[row, col]:.2f}\n{int(count)}", ha="center", va="center", fontsize=7, color=color)
+    ticks = range(len(label_names))
+    ax.set_xticks(ticks, label_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(ticks, label_names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

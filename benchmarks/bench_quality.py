@@ -36,7 +36,7 @@ from emo_lightning.utils.hardware import Hardware, choose_precision, uses_gpu  #
 
 ROOT = Path(__file__).resolve().parents[1]
 # Keys that name where a run writes or logs, not what it computes.
-NOT_FINGERPRINTED = ("seed", "paths", "logger")
+NOT_FINGERPRINTED = ("seed", "paths", "logger", "plots")  # none of them changes what is learned
 
 
 def preset_fingerprint(dataset: str, extra: list[str], conf_dir: Path = ROOT / "conf") -> str:

@@ -89,6 +89,7 @@ def test_multirun_2x2_with_wandb_offline(tmp_path, tiny_models, tiny_mirror):
         run_ids.add(offline_runs[0].name.rsplit("-", 1)[-1])
         logged = wandb_history_keys(next(offline_runs[0].glob("run-*.wandb")))
         assert {"val/f1_macro", "val/jaccard", "test/f1_macro", "train/loss"} <= logged
+        assert {"plots/curves/_type", "plots/per_label_f1/_type"} <= logged  # the run's figures on its W&B page
     assert len(run_ids) == 4  # every job got its own W&B run
     assert "W&B offline" in out.stderr + out.stdout
     summary = (tmp_path / "sweep" / "summary.md").read_text()  # written by the SweepSummary callback

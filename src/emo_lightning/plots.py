@@ -41,17 +41,27 @@ class RunPlots(L.Callback):
         self.dirpath.mkdir(parents=True, exist_ok=True)
         losses = torch.stack(self.train_loss).float().cpu().tolist() if self.train_loss else []
         plot_curves(list(zip(self.train_steps, losses)), self.validations, self.dirpath / "curves.png")
+        publish(trainer.loggers, [self.dirpath / "curves.png"])
 
-    def evaluation(self, evaluation: Evaluation, label_names: list[str]) -> None:
-        """per_label_f1.png, and confusion_<stage>.png for single-label models."""
+    def evaluation(self, evaluation: Evaluation, label_names: list[str], loggers: list = ()) -> None:
+        """per_label_f1.png, and confusion_<stage>.png for single-label models; also to `loggers` that take images."""
         self.dirpath.mkdir(parents=True, exist_ok=True)
         cut = " at the validation-tuned thresholds" if evaluation.thresholds is not None else ""
-        plot_per_label_f1(evaluation.per_label, self.dirpath / "per_label_f1.png", title=f"per-label F1{cut}")
+        figures = [self.dirpath / "per_label_f1.png"]
+        plot_per_label_f1(evaluation.per_label, figures[0], title=f"per-label F1{cut}")
         for stage, counts in evaluation.confusion.items():
-            plot_confusion(
-                counts, label_names, self.dirpath / f"confusion_{stage}.png", title=f"{stage}: true vs predicted"
-            )
+            figures.append(self.dirpath / f"confusion_{stage}.png")
+            plot_confusion(counts, label_names, figures[-1], title=f"{stage}: true vs predicted")
+        publish(loggers, figures)
         log.info("plots in %s", self.dirpath)
+
+
+def publish(loggers: list, figures: list[Path]) -> None:
+    """Send PNG files to the loggers that take images (W&B: `plots/<name>`, an image panel beside the metrics)."""
+    for logger in loggers:
+        if hasattr(logger, "log_image"):
+            for figure in figures:
+                logger.log_image(key=f"plots/{figure.stem}", images=[str(figure)])
 
 
 def _pyplot():

@@ -125,6 +125,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             spec.thresholds = evaluation.thresholds
             spec.at_least_one = bool(tuner is not None and tuner.at_least_one)
             log_tuned(trainer, evaluation.metrics, spec.thresholds)
+            if plots is not None:
+                plots.evaluation(evaluation, datamodule.label_names, trainer.loggers)
     finally:
         finish_wandb_run()
     output_dir = Path(cfg.paths.output_dir)
@@ -132,8 +134,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         monitor = trainer.checkpoint_callback.monitor if trainer.checkpoint_callback else module.monitor
         write_metrics(output_dir / "metrics.json", metrics, ckpt_path, monitor, evaluation.per_label, spec.thresholds)
         save_model_dir(output_dir / "model", module.network, datamodule.tokenizer, spec)
-        if plots is not None:
-            plots.evaluation(evaluation, datamodule.label_names)
         log.info("run artifacts in %s", output_dir)
     return metrics
 

@@ -23,7 +23,7 @@ def make_job(sweep: Path, num: int, overrides: list[str], seed: int, metrics: di
 
 @pytest.fixture
 def sweep(tmp_path) -> Path:
-    """loss=bce (seeds 0, 1), loss=focal (seeds 0, 1 and an unfinished 2), and the defaults (seed 0)."""
+    """loss=bce (seeds 0, 1), loss=focal (seeds 0, 1 and an unfinished 2), the defaults (seed 0), an unfinished asl."""
 
     def m(jaccard_tuned: float) -> dict:
         return {
@@ -41,6 +41,7 @@ def sweep(tmp_path) -> Path:
     make_job(tmp_path, 3, ["loss=focal"], 1, m(0.56))
     make_job(tmp_path, 4, ["loss=focal"], 2, None)
     make_job(tmp_path, 5, ["hydra.verbose=true"], 0, m(0.65))
+    make_job(tmp_path, 6, ["loss=asl"], 0, None)
     return tmp_path
 
 
@@ -63,9 +64,9 @@ def test_report_files(sweep):
     text = report.read_text()
     assert "| `loss=bce` | 0,1 | 0.6100 ± 0.0141 |" in text
     assert "| `(defaults)` | 0 | 0.6500 |" in text
-    assert "1 job(s) without metrics.json" in text
+    assert "2 job(s) without metrics.json" in text and "loss=asl" not in text
     assert (sweep / "summary.png").read_bytes()[:4] == b"\x89PNG"
-    assert len((sweep / "summary.csv").read_text().splitlines()) == 1 + 6
+    assert len((sweep / "summary.csv").read_text().splitlines()) == 1 + 7
 
 
 def test_cli_names_the_known_metrics_for_a_typo(sweep, capsys):

@@ -92,7 +92,9 @@ def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     summary.insert(0, "seeds", finished.groupby("config", sort=False)["seed"].apply(_seed_list))
     summary.insert(0, "jobs", finished.groupby("config", sort=False).size())
     summary["unfinished"] = runs.groupby("config", sort=False).size().reindex(summary.index) - summary["jobs"]
-    return summary.sort_values(f"{metrics[0]} mean", ascending=False)
+    summary = summary.sort_values(f"{metrics[0]} mean", ascending=False)
+    summary.attrs["unfinished"] = len(runs) - len(finished)  # including configurations with no finished job
+    return summary
 
 
 def _seed_list(seeds: pd.Series) -> str:
@@ -111,7 +113,7 @@ def to_markdown(summary: pd.DataFrame, metrics: list[str]) -> str:
         cells = [f"`{config}`", row["seeds"]]
         cells += [_mean_std(row[f"{m} mean"], row[f"{m} std"]) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
-    unfinished = int(summary["unfinished"].sum())
+    unfinished = summary.attrs.get("unfinished", 0)
     note = f"\n{unfinished} job(s) without metrics.json (failed or still running) are left out.\n" if unfinished else ""
     return "\n".join(lines) + "\n" + note
 

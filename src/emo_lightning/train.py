@@ -11,7 +11,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
-from emo_lightning.evaluation import Evaluation, evaluate_splits
+from emo_lightning.evaluation import evaluate_splits
 from emo_lightning.loggers import finish_wandb_run
 from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.export import ClassifierSpec, save_model_dir
@@ -116,7 +116,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)[0]
         if datamodule.has_test:
             metrics |= trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)[0]
-        evaluation = Evaluation()
         if trainer.is_global_zero:  # the module now holds the evaluated (best) weights
             splits = ["validation", "test"] if datamodule.has_test else ["validation"]
             loaders = {split: datamodule.eval_dataloader(split) for split in splits}
@@ -125,16 +124,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
             spec.thresholds = evaluation.thresholds
             spec.at_least_one = bool(tuner is not None and tuner.at_least_one)
             log_tuned(trainer, evaluation.metrics, spec.thresholds)
-            if plots is not None:
+            output_dir = Path(cfg.paths.output_dir)
+            monitor = trainer.checkpoint_callback.monitor if trainer.checkpoint_callback else module.monitor
+            write_metrics(
+                output_dir / "metrics.json", metrics, ckpt_path, monitor, evaluation.per_label, spec.thresholds
+            )
+            save_model_dir(output_dir / "model", module.network, datamodule.tokenizer, spec)
+            if plots is not None:  # after the artifacts, and before the W&B run closes (it gets the figures too)
                 plots.evaluation(evaluation, datamodule.label_names, trainer.loggers)
+            log.info("run artifacts in %s", output_dir)
     finally:
         finish_wandb_run()
-    output_dir = Path(cfg.paths.output_dir)
-    if trainer.is_global_zero:
-        monitor = trainer.checkpoint_callback.monitor if trainer.checkpoint_callback else module.monitor
-        write_metrics(output_dir / "metrics.json", metrics, ckpt_path, monitor, evaluation.per_label, spec.thresholds)
-        save_model_dir(output_dir / "model", module.network, datamodule.tokenizer, spec)
-        log.info("run artifacts in %s", output_dir)
     return metrics
 
 

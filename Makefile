@@ -38,8 +38,8 @@ bench-speed:  ## training throughput: batching modes, precisions, the HF Trainer
 	$(PY) benchmarks/bench_speed.py $(ARGS)
 
 SEEDS ?= 3
-GO_SEEDS ?= 2
-bench-quality:  ## test quality of the MiniLM presets over SEEDS seeds → docs/RESULTS.md (~6 h on a 2-core CPU; resumes)
+GO_SEEDS ?= 3
+bench-quality:  ## test quality of the MiniLM presets over SEEDS seeds → docs/RESULTS.md (~7 h on a 2-core CPU; resumes)
 	$(PY) benchmarks/bench_quality.py --seeds $(SEEDS) --go-seeds $(GO_SEEDS) $(ARGS)
 
 lint:  ## ruff lint + format check

@@ -1,6 +1,6 @@
 """Test-set quality of the MiniLM presets over seeds, written to docs/RESULTS.md beside published anchors.
 
-    make bench-quality                          # SEEDS=3 for emotion and SemEval, GO_SEEDS=2 for GoEmotions
+    make bench-quality                          # SEEDS=3 for emotion and SemEval, GO_SEEDS=3 for GoEmotions
     python benchmarks/bench_quality.py --datasets sem_eval_2018 --seeds 1 --set trainer.max_epochs=6
     python benchmarks/bench_quality.py --report-only   # rewrite docs/RESULTS.md from the records, train nothing
 
@@ -98,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(METRICS), choices=list(METRICS))
     parser.add_argument("--seeds", type=int, default=3, help="seeds for emotion and SemEval")
-    parser.add_argument("--go-seeds", type=int, default=2, help="seeds for GoEmotions (the longest)")
+    parser.add_argument("--go-seeds", type=int, default=3, help="seeds for GoEmotions (the longest)")
     parser.add_argument("--name", default="bench", help="outputs/quality/<name>/: the runs' checkpoints and logs")
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every run, key=value")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "RESULTS.md")

@@ -1,4 +1,7 @@
-"""Predict emotions with a trained run: `python predict.py run_dir=outputs/runs/<run> text="i miss my friends"`."""
+"""Predict emotions with a trained run: `python predict.py run_dir=outputs/runs/<run> text="i miss my friends"`.
+
+A whole file: `python predict.py run_dir=… input_file=texts.csv` writes texts.predictions.csv beside it.
+"""
 
 import sys
 
@@ -8,22 +11,7 @@ from omegaconf import DictConfig
 from emo_lightning.utils.errors import ConfigError, config_error_in
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
-def main(cfg: DictConfig) -> None:
-    from emo_lightning.inference.predictor import EmotionPredictor
-
-    texts = ([cfg.text] if cfg.text else []) + list(cfg.texts)
-    try:
-        if not texts:
-            raise ConfigError('nothing to predict: give text="..." or texts=["...","..."]')
-        predictor = EmotionPredictor.from_run(
-            cfg.run_dir, batch_size=cfg.batch_size, precision=cfg.precision, threshold=cfg.threshold
-        )
-    except Exception as err:
-        if config_error_in(err) is None:
-            raise
-        print(f"error: {config_error_in(err)}", file=sys.stderr)
-        sys.exit(2)
+def print_predictions(predictor, texts: list[str], cfg: DictConfig) -> None:
     for prediction in predictor.predict(texts):
         print(prediction.text)
         for name, prob in prediction.scores[: cfg.top_k]:
@@ -32,6 +20,37 @@ def main(cfg: DictConfig) -> None:
             source = f"threshold {cfg.threshold}" if cfg.threshold else "thresholds saved with the model"
             rule = " (or the most probable label)" if predictor.spec.at_least_one else ""
             print(f"  above {source}{rule}: {', '.join(prediction.labels) or '(none)'}")
+
+
+def print_file_summary(result) -> None:
+    print(f"wrote {result.rows} rows with predictions to {result.output_file}")
+    for name, count in result.label_counts.most_common():
+        print(f"  {name:<16} {count:>7}  {count / max(result.rows, 1):6.1%}")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    from emo_lightning.inference.files import predict_file
+    from emo_lightning.inference.predictor import EmotionPredictor
+
+    texts = ([cfg.text] if cfg.text else []) + list(cfg.texts)
+    try:
+        if bool(texts) == bool(cfg.input_file):
+            raise ConfigError('give text="..." / texts=["...","..."], or input_file=<file> (one of them)')
+        predictor = EmotionPredictor.from_run(
+            cfg.run_dir, batch_size=cfg.batch_size, precision=cfg.precision, threshold=cfg.threshold
+        )
+        if cfg.input_file:
+            result = predict_file(predictor, cfg.input_file, cfg.output_file, cfg.text_column, cfg.delimiter)
+    except Exception as err:
+        if config_error_in(err) is None:
+            raise
+        print(f"error: {config_error_in(err)}", file=sys.stderr)
+        sys.exit(2)
+    if cfg.input_file:
+        print_file_summary(result)
+    else:
+        print_predictions(predictor, texts, cfg)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,18 @@ def test_fast_dev_run_then_predict(tmp_path, tiny_models, tiny_mirror):
     assert lines[0] == "i feel so lonely" and len([ln for ln in lines if ln.startswith("  ")]) == 12
     probs = [float(ln.split()[-1]) for ln in lines[1:7]]
     assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 0.01
+    # A whole file: written beside it with the same answer, and never overwritten by a second call.
+    (tmp_path / "posts.tsv").write_text("text\tuser\ni feel so lonely\tann\ni am thrilled\tbo\n")
+    whole = run("predict.py", f"run_dir={tmp_path}/run", "input_file=posts.tsv", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert whole.stdout.startswith("wrote 2 rows with predictions to posts.predictions.tsv")
+    header, first, _ = (tmp_path / "posts.predictions.tsv").read_text().splitlines()
+    columns = dict(zip(header.split("\t"), first.split("\t")))
+    assert columns["user"] == "ann" and columns["predicted"] == lines[1].split()[0]
+    assert abs(float(columns[f"prob_{columns['predicted']}"]) - probs[0]) < 1e-3
+    again = run("predict.py", f"run_dir={tmp_path}/run", "input_file=posts.tsv", cwd=tmp_path)
+    assert again.returncode == 2 and "exists: give another output_file" in again.stderr
+    assert (tmp_path / "posts.predictions.tsv").read_text().splitlines()[1] == first
 
 
 def test_multirun_2x2_with_wandb_offline(tmp_path, tiny_models, tiny_mirror):

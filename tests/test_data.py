@@ -193,7 +193,7 @@ def test_parquet_class_label_feature_gives_the_names(tmp_path, tiny_tokenizer_di
             {"label_column": "label", "validation_file": "missing.csv"},
             "does not exist",
         ),
-        ({"train.xlsx": "x"}, {"label_column": "label"}, "suffixes"),
+        ({"train.xlsx": "x"}, {"label_column": "label"}, r"data.train_file has suffix \[.\.xlsx.\]: use one of"),
         ({"train.csv": "text,label\na,joy\n"}, {}, "exactly one of data.label_column or data.label_columns"),
     ],
 )

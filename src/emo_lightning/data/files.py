@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets import ClassLabel, DatasetDict, Features, List, Value, load_dataset
+from datasets import ClassLabel, DatasetDict, Features, List, Value
 
 from emo_lightning.data.datamodule import TextClassificationDataModule
 from emo_lightning.data.encoding import LABELS, TEXT, LabeledSplits, multi_hot
+from emo_lightning.data.tables import read_tables
 from emo_lightning.utils.errors import ConfigError
-
-BUILDERS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "csv",
-    ".json": "json",
-    ".jsonl": "json",
-    ".parquet": "parquet",
-}
-DEFAULT_DELIMITER = {".csv": ",", ".tsv": "\t"}
 
 
 class FilesDataModule(TextClassificationDataModule):
@@ -83,30 +74,7 @@ class FilesDataModule(TextClassificationDataModule):
         return LabeledSplits(splits, names, multi_label)
 
     def _read_files(self) -> DatasetDict:
-        for split, path in self.files.items():
-            if not Path(path).is_file():
-                raise ConfigError(f"data.{split}_file={path} does not exist: give the path of an existing file")
-        suffixes = {Path(p).suffix.lower() for p in self.files.values()}
-        if len(suffixes) != 1 or next(iter(suffixes)) not in BUILDERS:
-            raise ConfigError(
-                f"data files have suffixes {sorted(suffixes)}: use one of {', '.join(BUILDERS)} for all of them"
-            )
-        suffix = suffixes.pop()
-        options = {}
-        if BUILDERS[suffix] == "csv":
-            delimiter = self.delimiter or DEFAULT_DELIMITER.get(suffix)
-            if delimiter is None:
-                raise ConfigError(f"{suffix} files need data.delimiter (e.g. data.delimiter=';')")
-            options = {"sep": delimiter, "column_names": self.column_names}
-        try:
-            return load_dataset(BUILDERS[suffix], data_files=self.files, **options)
-        except Exception as err:  # the datasets library wraps parser errors in several types
-            cause = err.__cause__ or err
-            first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-            raise ConfigError(
-                f"could not read {self.files['train']} as {BUILDERS[suffix]} ({first_line}): "
-                "check the file and data.delimiter / data.column_names"
-            ) from err
+        return read_tables(self.files, self.delimiter, self.column_names)
 
     def _check_columns(self, raw: DatasetDict) -> None:
         wanted = [self.text_column] + (self.label_columns or [self.label_column])

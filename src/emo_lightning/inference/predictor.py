@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from emo_lightning.data.batching import SortedBatchSampler, restore_order
 from emo_lightning.evaluation import predicted_sets
@@ -51,14 +52,14 @@ class EmotionPredictor:
         return cls(model_dir, batch_size, precision, threshold)
 
     @torch.inference_mode()
-    def predict_proba(self, texts: list[str]) -> torch.Tensor:
-        """Probabilities (len(texts), num_labels) in fp32, in the order of `texts`."""
+    def predict_proba(self, texts: list[str], progress: bool = False) -> torch.Tensor:
+        """Probabilities (len(texts), num_labels) in fp32, in the order of `texts`; `progress`: a bar over batches."""
         if not texts:
             return torch.empty(0, len(self.spec.label_names))
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.spec.max_length)["input_ids"]
         batches = SortedBatchSampler([len(ids) for ids in encoded], self.batch_size)  # little padding
         chunks = []
-        for indices in batches:
+        for indices in tqdm(batches, desc="predict", unit="batch", disable=not progress):
             batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in indices]}, return_tensors="pt")
             with autocast(self.device, self.dtype):
                 logits = self.network(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
@@ -66,9 +67,9 @@ class EmotionPredictor:
             chunks.append(torch.sigmoid(logits) if self.spec.multi_label else torch.softmax(logits, dim=-1))
         return restore_order(torch.cat(chunks), batches.order)
 
-    def predict(self, texts: list[str]) -> list[Prediction]:
+    def predict(self, texts: list[str], progress: bool = False) -> list[Prediction]:
         names = self.spec.label_names
-        probs = self.predict_proba(texts)
+        probs = self.predict_proba(texts, progress)
         chosen = predicted_sets(probs, self.spec.multi_label, torch.tensor(self.thresholds), self.spec.at_least_one)
         predictions = []
         for text, row, picked in zip(texts, probs.tolist(), chosen.tolist()):

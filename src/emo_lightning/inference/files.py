@@ -1,0 +1,80 @@
+"""Predict a whole file of texts: its rows, each with the predicted labels and every label's probability."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import Dataset, load_dataset
+
+from emo_lightning.data.tables import read_tables, table_suffix, write_table
+from emo_lightning.inference.predictor import EmotionPredictor
+from emo_lightning.utils.errors import ConfigError
+
+PREDICTED = "predicted"  # the predicted labels, best first, joined by ","
+PROBABILITY = "prob_"  # prefix of the one probability column per label
+
+
+@dataclass
+class FilePredictions:
+    output_file: Path
+    rows: int
+    label_counts: Counter  # how many rows got each label
+
+
+def default_output_file(input_file: Path) -> Path:
+    """`texts.csv` → `texts.predictions.csv` beside it (a plain .txt list of texts → .csv)."""
+    suffix = ".csv" if input_file.suffix.lower() == ".txt" else input_file.suffix
+    return input_file.with_name(f"{input_file.stem}.predictions{suffix}")
+
+
+def read_texts(input_file: Path, text_column: str, delimiter: str | None) -> Dataset:
+    """The input rows; a .txt file without `delimiter` is one text per line (column `text`)."""
+    if input_file.suffix.lower() == ".txt" and delimiter is None and input_file.is_file():
+        return load_dataset("text", data_files={"input": str(input_file)})["input"]
+    table = read_tables({"input": str(input_file)}, delimiter, keys="")["input"]
+    if text_column not in table.column_names:
+        raise ConfigError(
+            f"{input_file} has no column {text_column!r} (columns: {', '.join(table.column_names)}): set text_column"
+        )
+    return table
+
+
+def predict_file(
+    predictor: EmotionPredictor,
+    input_file: str | Path,
+    output_file: str | Path | None = None,
+    text_column: str = "text",
+    delimiter: str | None = None,
+) -> FilePredictions:
+    """Write `input_file`'s rows plus `predicted` and `prob_<label>` columns to `output_file` (never overwritten)."""
+    input_file = Path(input_file).expanduser()
+    output_file = Path(output_file).expanduser() if output_file else default_output_file(input_file)
+    if output_file.exists():
+        raise ConfigError(f"output_file={output_file} exists: give another output_file (nothing is overwritten)")
+    table_suffix({"output_file": str(output_file)})  # a bad output name fails before any prediction
+    text_column = "text" if input_file.suffix.lower() == ".txt" and delimiter is None else text_column
+    table = read_texts(input_file, text_column, delimiter)
+    names = predictor.spec.label_names
+    added = [PREDICTED] + [PROBABILITY + name for name in names]
+    clash = next((column for column in added if column in table.column_names), None)
+    if clash:
+        raise ConfigError(f"{input_file} already has a column {clash!r}, which predict.py adds: rename that column")
+    texts = table[text_column]
+    for row, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"{input_file} row {row + 1} has no text in column {text_column!r}: fill or drop it")
+
+    predictions = predictor.predict(texts, progress=True)
+    table = table.add_column(PREDICTED, [",".join(p.labels) for p in predictions])
+    scores = [dict(p.scores) for p in predictions]
+    for name in names:
+        table = table.add_column(PROBABILITY + name, [row[name] for row in scores])
+    output_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = output_file.with_name(f".{output_file.stem}.partial{output_file.suffix}")
+    write_table(table, partial, delimiter if output_file.suffix.lower() == input_file.suffix.lower() else None)
+    os.replace(partial, output_file)  # a failed write leaves no half-written output behind
+    counts = Counter(label for p in predictions for label in p.labels)
+    return FilePredictions(output_file, len(predictions), counts)

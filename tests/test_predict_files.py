@@ -1,0 +1,107 @@
+"""predict.py over whole files: every row kept, predictions and probabilities added, nothing overwritten."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from datasets import load_dataset
+
+from emo_lightning.data.loading import load_tokenizer
+from emo_lightning.inference.files import predict_file
+from emo_lightning.inference.predictor import EmotionPredictor
+from emo_lightning.models.backbone import load_backbone
+from emo_lightning.models.export import ClassifierSpec, save_model_dir
+from emo_lightning.models.heads import LinearHead
+from emo_lightning.models.network import EmotionNetwork
+from emo_lightning.utils.errors import ConfigError
+
+LABELS = ["anger", "joy", "sadness"]
+TEXTS = ["i am so furious, really", "what a lovely day", "i miss you", "ok"]
+
+
+def model_dir(path, tiny_models, multi_label: bool):
+    """A tiny random-init network exported like a trained run, with confident (non-uniform) outputs."""
+    torch.manual_seed(0)
+    backbone = load_backbone(str(tiny_models["bert"]))
+    hidden = backbone.config.hidden_size
+    network = EmotionNetwork(backbone, LinearHead(hidden, len(LABELS)))
+    torch.nn.init.normal_(network.head.classifier.weight, std=2.0)
+    head = {"_target_": "emo_lightning.models.heads.LinearHead", "hidden_size": hidden, "num_labels": len(LABELS)}
+    spec = ClassifierSpec(LABELS, multi_label=multi_label, threshold=0.5, max_length=32, head=head)
+    save_model_dir(path, network, load_tokenizer(str(tiny_models["bert"]), None), spec)
+    return path
+
+
+@pytest.fixture
+def single(tmp_path, tiny_models) -> EmotionPredictor:
+    return EmotionPredictor(model_dir(tmp_path / "model", tiny_models, multi_label=False), precision="fp32")
+
+
+@pytest.fixture
+def multi(tmp_path, tiny_models) -> EmotionPredictor:
+    return EmotionPredictor(model_dir(tmp_path / "model", tiny_models, multi_label=True), precision="fp32")
+
+
+def test_csv_rows_keep_their_columns_and_get_the_same_answers_as_texts(tmp_path, single):
+    source = tmp_path / "posts.csv"
+    source.write_text('id,text\n7,"i am so furious, really"\n8,what a lovely day\n9,i miss you\n10,ok\n')
+    result = predict_file(single, source)
+    assert result.output_file == tmp_path / "posts.predictions.csv" and result.rows == 4
+    out = load_dataset("csv", data_files=str(result.output_file), split="train")
+    assert out["id"] == [7, 8, 9, 10] and out["text"] == TEXTS
+    probs = torch.tensor([[row[f"prob_{name}"] for name in LABELS] for row in out])
+    expected = single.predict_proba(TEXTS)
+    assert torch.allclose(probs, expected, atol=1e-5)
+    assert torch.allclose(probs.sum(1), torch.ones(4), atol=1e-5)
+    assert out["predicted"] == [LABELS[i] for i in expected.argmax(1)]
+    assert sum(result.label_counts.values()) == 4
+
+
+def test_multi_label_file_uses_the_saved_thresholds(tmp_path, multi):
+    source = tmp_path / "posts.jsonl"
+    source.write_text("".join(json.dumps({"body": t, "n": i}) + "\n" for i, t in enumerate(TEXTS)))
+    probs = multi.predict_proba(TEXTS)
+    multi.thresholds = [float(probs[:, 0].min()), 1.01, 1.01]  # anger passes for every text, nothing else can
+    result = predict_file(multi, source, tmp_path / "out" / "labels.json", text_column="body")
+    rows = json.loads(result.output_file.read_text())  # .json: one JSON array
+    assert [r["n"] for r in rows] == [0, 1, 2, 3] and [r["predicted"] for r in rows] == ["anger"] * 4
+    assert result.label_counts == {"anger": 4}
+
+
+def test_plain_txt_is_one_text_per_line_and_goes_to_csv(tmp_path, single):
+    source = tmp_path / "texts.txt"
+    source.write_text("\n".join(TEXTS) + "\n")
+    result = predict_file(single, source)
+    assert result.output_file == tmp_path / "texts.predictions.csv"
+    assert load_dataset("csv", data_files=str(result.output_file), split="train")["text"] == TEXTS
+
+
+@pytest.mark.parametrize(
+    ("content", "kwargs", "message"),
+    [
+        ("sentence\nhello\n", {}, "has no column 'text' (columns: sentence): set text_column"),
+        ('text\nhello\n""\n', {}, "row 2 has no text in column 'text'"),
+        ("text,predicted\nhello,x\n", {}, "already has a column 'predicted'"),
+        ("text\nhello\n", {"output_file": "out.xlsx"}, "output_file has suffix ['.xlsx']"),
+    ],
+)
+def test_bad_files_fail_in_one_line_and_write_nothing(tmp_path, single, content, kwargs, message):
+    source = tmp_path / "in.csv"
+    source.write_text(content)
+    if "output_file" in kwargs:
+        kwargs["output_file"] = tmp_path / kwargs["output_file"]
+    with pytest.raises(ConfigError) as info:
+        predict_file(single, source, **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "model"]
+
+
+def test_an_existing_output_is_never_overwritten(tmp_path, single):
+    source = tmp_path / "in.csv"
+    source.write_text("text\nhello\n")
+    (tmp_path / "in.predictions.csv").write_text("keep me")
+    with pytest.raises(ConfigError, match="exists: give another output_file"):
+        predict_file(single, source)
+    assert (tmp_path / "in.predictions.csv").read_text() == "keep me"

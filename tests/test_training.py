@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from datasets import load_dataset
 from hydra.utils import instantiate
 
 from emo_lightning.evaluation import evaluate_splits
@@ -62,6 +63,23 @@ def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
     plots = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert plots == ["curves.png", "per_label_f1.png"]  # no confusion matrix for multi-label data
     assert all((tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in plots)
+    # predictions/val.csv: label sets at the tuned thresholds, as exact_match_tuned counted them
+    rows = load_dataset("csv", data_files=str(tmp_path / "predictions" / "val.csv"), split="train")
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    validation = datamodule.labeled.splits["validation"]
+    names = datamodule.label_names
+    assert rows["text"] == validation["text"]
+    gold = [",".join(n for n, on in zip(names, hot) if on) for hot in validation["labels"]]
+    assert [g or "" for g in rows["gold"]] == gold
+    thresholds = torch.tensor(record["thresholds"])
+    for row in rows:
+        probs = torch.tensor([row[f"prob_{name}"] for name in names])
+        clear = {n for n, near in zip(names, ((probs - thresholds).abs() < 1e-4).tolist()) if not near}  # rounding
+        above = {n for n, on in zip(names, (probs >= thresholds).tolist()) if on}
+        assert set(filter(None, (row["predicted"] or "").split(","))) & clear == above & clear
+    exact = record["metrics"]["val/exact_match_tuned"]
+    assert sum(rows["correct"]) / len(rows) == pytest.approx(exact, abs=1e-6)
 
 
 def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):
@@ -87,6 +105,17 @@ def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):
     assert ranked.scores[0][1] == max(ranked.scores[i][1] for i in range(6))
     plots = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert plots == ["confusion_test.png", "confusion_val.png", "curves.png", "per_label_f1.png"]
+    # predictions/test.csv: the dataset's order, the exported model's probabilities, right where test/accuracy says
+    rows = load_dataset("csv", data_files=str(tmp_path / "predictions" / "test.csv"), split="train")
+    test = datamodule.labeled.splits["test"]
+    assert rows["text"] == test["text"]
+    assert rows["gold"] == [datamodule.label_names[i] for i in test["labels"]]
+    names = datamodule.label_names
+    file_probs = torch.tensor([[row[f"prob_{name}"] for name in names] for row in rows])
+    assert torch.allclose(file_probs, predictor.predict_proba(test["text"]), atol=1e-4)
+    assert rows["predicted"] == [names[i] for i in file_probs.argmax(1)]
+    accuracy = json.loads((tmp_path / "metrics.json").read_text())["metrics"]["test/accuracy"]
+    assert sum(rows["correct"]) / len(rows) == pytest.approx(accuracy, abs=1e-6)
 
 
 def test_confusion_counts_agree_with_accuracy_and_per_label_f1(tiny_cfg):

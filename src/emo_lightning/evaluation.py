@@ -7,20 +7,25 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import DataLoader
 
+from emo_lightning.data.batching import restore_order
 from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.thresholds import ThresholdTuner, binarize, binary_f1, micro_f1, sample_jaccard
 
 
 @torch.inference_mode()
 def collect_probabilities(module: EmotionClassifier, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
-    """fp32 probabilities and targets of every example `loader` yields (in the loader's order)."""
+    """fp32 probabilities and targets of every example `loader` yields, in the dataset's order."""
     module.eval()
     probs, targets = [], []
     for batch in loader:
         logits = module(batch["input_ids"].to(module.device), batch["attention_mask"].to(module.device))
         probs.append(module.probabilities(logits).cpu())
         targets.append(batch["labels"].cpu())
-    return torch.cat(probs), torch.cat(targets)
+    probs, targets = torch.cat(probs), torch.cat(targets)
+    order = getattr(loader.batch_sampler, "order", None)  # length-sorted evaluation batches
+    if order is not None:
+        probs, targets = restore_order(probs, order), restore_order(targets, order)
+    return probs, targets
 
 
 def predicted_sets(
@@ -52,6 +57,20 @@ def per_label_f1(pred: torch.Tensor, gold: torch.Tensor, label_names: list[str])
     return {name: round(float(f1), 4) for name, f1 in zip(label_names, binary_f1(pred, gold, dim=0))}
 
 
+def stage_of(split: str) -> str:
+    """The metric prefix of a dataset split (Lightning's names): validation → val."""
+    return "val" if split == "validation" else split
+
+
+@dataclass
+class SplitOutputs:
+    """One split's examples, in the dataset's order: probabilities, gold and predicted label sets (bool)."""
+
+    probs: torch.Tensor
+    gold: torch.Tensor
+    pred: torch.Tensor
+
+
 @dataclass
 class Evaluation:
     """What `evaluate_splits` found: tuned metrics, per-label F1 and confusion counts per stage, the thresholds."""
@@ -60,6 +79,7 @@ class Evaluation:
     per_label: dict[str, dict[str, float]] = field(default_factory=dict)
     confusion: dict[str, torch.Tensor] = field(default_factory=dict)  # single-label: (true, predicted) counts
     thresholds: list[float] | None = None
+    outputs: dict[str, SplitOutputs] = field(default_factory=dict)
 
 
 def evaluate_splits(
@@ -76,10 +96,11 @@ def evaluate_splits(
         thresholds, at_least_one = tuner(*collected["validation"]), tuner.at_least_one
     result = Evaluation(thresholds=None if thresholds is None else [round(float(t), 4) for t in thresholds])
     for split, (probs, targets) in collected.items():
-        stage = "val" if split == "validation" else split
+        stage = stage_of(split)
         gold = gold_sets(targets, len(label_names))
         cut = thresholds if thresholds is not None else module.threshold
         pred = predicted_sets(probs, multi_label, cut, at_least_one)
+        result.outputs[stage] = SplitOutputs(probs, gold, pred)
         result.per_label[stage] = per_label_f1(pred, gold, label_names)
         if thresholds is not None:
             result.metrics |= {f"{stage}/{name}_tuned": value for name, value in set_metrics(pred, gold).items()}

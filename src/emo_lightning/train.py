@@ -11,12 +11,14 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
+from emo_lightning.data.encoding import TEXT
 from emo_lightning.evaluation import evaluate_splits
 from emo_lightning.loggers import finish_wandb_run
 from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.export import ClassifierSpec, save_model_dir
 from emo_lightning.models.heads import LabelPromptHead, label_prompt
 from emo_lightning.models.network import EmotionNetwork
+from emo_lightning.split_predictions import write_split_predictions
 from emo_lightning.utils.config import validate_config
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, configure_kernels, resolve_precision, uses_gpu
@@ -119,7 +121,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if trainer.is_global_zero:  # the module now holds the evaluated (best) weights
             splits = ["validation", "test"] if datamodule.has_test else ["validation"]
             loaders = {split: datamodule.eval_dataloader(split) for split in splits}
-            evaluation = evaluate_splits(module, loaders, datamodule.label_names, datamodule.multi_label, tuner)
+            names = datamodule.label_names
+            evaluation = evaluate_splits(module, loaders, names, datamodule.multi_label, tuner)
             metrics |= evaluation.metrics
             spec.thresholds = evaluation.thresholds
             spec.at_least_one = bool(tuner is not None and tuner.at_least_one)
@@ -130,6 +133,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 output_dir / "metrics.json", metrics, ckpt_path, monitor, evaluation.per_label, spec.thresholds
             )
             save_model_dir(output_dir / "model", module.network, datamodule.tokenizer, spec)
+            texts = {split: datamodule.labeled.splits[split][TEXT] for split in splits}
+            write_split_predictions(output_dir / "predictions", texts, evaluation.outputs, names)
             if plots is not None:  # after the artifacts, and before the W&B run closes (it gets the figures too)
                 plots.evaluation(evaluation, datamodule.label_names, trainer.loggers)
             log.info("run artifacts in %s", output_dir)

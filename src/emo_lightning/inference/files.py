@@ -30,9 +30,14 @@ def default_output_file(input_file: Path) -> Path:
     return input_file.with_name(f"{input_file.stem}.predictions{suffix}")
 
 
+def is_line_file(input_file: Path, delimiter: str | None) -> bool:
+    """A .txt file without a delimiter holds one text per line (read as column `text`)."""
+    return input_file.suffix.lower() == ".txt" and delimiter is None
+
+
 def read_texts(input_file: Path, text_column: str, delimiter: str | None) -> Dataset:
-    """The input rows; a .txt file without `delimiter` is one text per line (column `text`)."""
-    if input_file.suffix.lower() == ".txt" and delimiter is None and input_file.is_file():
+    """The input rows (a line file: one row per line, column `text`)."""
+    if is_line_file(input_file, delimiter) and input_file.is_file():
         return load_dataset("text", data_files={"input": str(input_file)})["input"]
     table = read_tables({"input": str(input_file)}, delimiter, keys="")["input"]
     if text_column not in table.column_names:
@@ -55,7 +60,7 @@ def predict_file(
     if output_file.exists():
         raise ConfigError(f"output_file={output_file} exists: give another output_file (nothing is overwritten)")
     table_suffix({"output_file": str(output_file)})  # a bad output name fails before any prediction
-    text_column = "text" if input_file.suffix.lower() == ".txt" and delimiter is None else text_column
+    text_column = "text" if is_line_file(input_file, delimiter) else text_column
     table = read_texts(input_file, text_column, delimiter)
     names = predictor.spec.label_names
     added = [PREDICTED] + [PROBABILITY + name for name in names]

@@ -14,7 +14,7 @@ ifneq ($(wildcard $(SHARED)/models),)
 export EMO_MODEL_DIR ?= $(SHARED)/models
 endif
 
-.PHONY: help install train test test-all lint format clean bench-speed bench-quality
+.PHONY: help install train test test-precision test-all lint format clean bench-speed bench-quality
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,11 @@ train:  ## fine-tune (default: MiniLM on dair-ai/emotion); extra overrides via A
 
 test:  ## the default test suite (< 10 min on 2 cores; full-dataset training excluded)
 	$(PY) -m pytest $(ARGS)
+
+PRECISION_TESTS ?= tests/test_hardware.py tests/test_training.py tests/test_batching.py
+test-precision:  ## the precision-dependent tests as an AMX machine (bf16) and as an AVX2 one (fp32), on any machine
+	EMO_HARDWARE=amx $(PY) -m pytest $(PRECISION_TESTS) $(ARGS)
+	EMO_HARDWARE=avx2 $(PY) -m pytest $(PRECISION_TESTS) $(ARGS)
 
 test-all:  ## every test, slow full-dataset training included
 	$(PY) -m pytest -m "" $(ARGS)

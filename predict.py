@@ -3,12 +3,10 @@
 A whole file: `python predict.py run_dir=… input_file=texts.csv` writes texts.predictions.csv beside it.
 """
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from emo_lightning.utils.errors import ConfigError, config_error_in
+from emo_lightning.utils.errors import ConfigError
 
 
 def print_predictions(predictor, texts: list[str], cfg: DictConfig) -> None:
@@ -30,23 +28,21 @@ def print_file_summary(result) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
+    from emo_lightning.cli import exit_on_bad_input
     from emo_lightning.inference.files import predict_file
     from emo_lightning.inference.predictor import EmotionPredictor
 
     texts = ([cfg.text] if cfg.text else []) + list(cfg.texts)
-    try:
+    with exit_on_bad_input():  # one line and exit 2 for bad input, before anything is written
         if bool(texts) == bool(cfg.input_file):
             raise ConfigError('give text="..." / texts=["...","..."], or input_file=<file> (one of them)')
         predictor = EmotionPredictor.from_run(
             cfg.run_dir, batch_size=cfg.batch_size, precision=cfg.precision, threshold=cfg.threshold
         )
         if cfg.input_file:
-            result = predict_file(predictor, cfg.input_file, cfg.output_file, cfg.text_column, cfg.delimiter)
-    except Exception as err:
-        if config_error_in(err) is None:
-            raise
-        print(f"error: {config_error_in(err)}", file=sys.stderr)
-        sys.exit(2)
+            result = predict_file(
+                predictor, cfg.input_file, cfg.output_file, cfg.text_column, cfg.delimiter, cfg.encoding
+            )
     if cfg.input_file:
         print_file_summary(result)
     else:
@@ -54,4 +50,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from emo_lightning.cli import run_cli
+
+    run_cli(main)

@@ -1,32 +1,36 @@
-"""Fine-tune an encoder on an emotion dataset: `python train.py model=squeezebert data=go_emotions`."""
+"""Fine-tune an encoder on an emotion dataset: `python train.py model=squeezebert data=go_emotions`.
+
+Continue a run that stopped: `python train.py resume=outputs/runs/<time>`.
+"""
 
 import logging
 import sys
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from emo_lightning.utils.errors import config_error_in
+from emo_lightning.resume import resume_argv, slurm_job_suffix
+
+OmegaConf.register_new_resolver("slurm_job_suffix", slurm_job_suffix, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from emo_lightning.train import train  # heavy imports after Hydra has parsed the command line
+    from emo_lightning.jobs import run_training_job  # heavy imports after Hydra has parsed the command line
 
     for name in ("lightning.pytorch", "lightning.fabric"):  # one log line each, through Hydra's handlers
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    return run_training_job(cfg)
 
-    try:
-        metrics = train(cfg)
-    except Exception as err:
-        config_error = config_error_in(err)
-        if config_error is None:
-            raise
-        logging.getLogger("emo_lightning").error("error: %s", config_error)
-        sys.exit(2)
-    return metrics.get(cfg.optimized_metric) if cfg.optimized_metric else None
+
+def cli() -> None:
+    """`resume=<run dir>` becomes that run's own command line, then Hydra runs it."""
+    sys.argv = resume_argv(sys.argv)
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    from emo_lightning.cli import run_cli
+
+    run_cli(cli)

@@ -85,8 +85,33 @@ def test_predictions_come_back_in_input_order(tiny_cfg, tmp_path):
     from emo_lightning.train import train
 
     train(tiny_cfg("logger=none", "trainer.max_steps=2"))
-    predictor = EmotionPredictor.from_run(tmp_path, batch_size=2)
+    predictor = EmotionPredictor.from_run(tmp_path, batch_size=2, precision="fp32")  # padding-exact at 1e-5
     texts = ["scared", "i am thrilled and happy about today really very", "i adore you", "so furious", "x"]
     together = predictor.predict_proba(texts)
     one_by_one = torch.cat([predictor.predict_proba([t]) for t in texts])
     assert torch.allclose(together, one_by_one, atol=1e-5)
+
+
+def test_order_follows_the_trainers_epoch_and_resumes_mid_epoch():
+    """The epoch is read when the first batch is drawn (not when the iterator was made), and `resume_at` skips the
+    batches an interrupted run already trained on, leaving the rest of that epoch in the same order."""
+    epoch = {"now": 0}
+    sampler = LengthGroupedBatchSampler(
+        LENGTHS, batch_size=4, mega_batch_factor=2, seed=3, epoch_fn=lambda: epoch["now"]
+    )
+    made_early = iter(sampler)  # Lightning makes the first iterator before training starts
+    epoch["now"] = 1
+    first_of_epoch_1 = list(made_early)
+    assert first_of_epoch_1 == list(sampler) and first_of_epoch_1 != list(iter_at(sampler, epoch, 0))
+    epoch["now"] = 1
+    sampler.resume_at(1, batches_done=2)
+    assert list(sampler) == first_of_epoch_1[2:]
+    assert len(sampler) == len(first_of_epoch_1)  # the epoch's full length, as Lightning counts it
+    assert list(sampler) == first_of_epoch_1  # the skip applies once
+    sampler.resume_at(0, batches_done=2)  # a position of another epoch: ignored
+    assert list(sampler) == first_of_epoch_1
+
+
+def iter_at(sampler, epoch: dict, value: int):
+    epoch["now"] = value
+    return list(sampler)

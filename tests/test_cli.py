@@ -158,3 +158,29 @@ def test_multi_label_thresholds_round_trip_into_predict(tmp_path, tiny_models, t
     fixed = run("predict.py", "run_dir=run", "text=i feel so lonely", "threshold=0.000001", cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr[-3000:]
     assert len(fixed.stdout.splitlines()[-1].split(": ", 1)[1].split(", ")) == 28
+
+
+def test_multirun_records_a_failed_job_and_goes_on(tmp_path, tiny_models, tiny_mirror):
+    """One bad job does not end the sweep: it is recorded as failed with its reason, and the command exits 1."""
+    out = run(
+        "train.py",
+        "-m",
+        "data=emotion,go_emotions",
+        "loss=ce",
+        "debug=fdr",
+        *tiny_args(tiny_models, tiny_mirror),
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1, out.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    assert (sweep / "0" / "metrics.json").exists() and (sweep / "0" / "model").is_dir()
+    reason = "loss=ce needs single-label data, but this dataset is multi-label: use loss=bce or loss=focal"
+    failure = json.loads((sweep / "1" / "failure.json").read_text())
+    assert failure == {"error": reason, "type": "ConfigError", "step": None}
+    assert not any((sweep / "1" / name).exists() for name in ("checkpoints", "metrics.json", "model"))
+    summary = (sweep / "summary.md").read_text()
+    assert "| `data=emotion` | 42 |" in summary
+    assert f"- `1` (`data=go_emotions`, seed 42): ConfigError: {reason}" in summary
+    assert "1 of 2 jobs failed" in out.stderr + out.stdout
+    assert "Traceback" not in out.stderr

@@ -10,7 +10,13 @@ from safetensors.torch import load_file
 
 from emo_lightning.train import train
 from emo_lightning.utils.errors import ConfigError
-from emo_lightning.utils.hardware import Hardware, choose_precision, inference_dtype, resolve_precision
+from emo_lightning.utils.hardware import (
+    HARDWARE_ENV,
+    Hardware,
+    choose_precision,
+    inference_dtype,
+    resolve_precision,
+)
 from tests.runs import classifier_and_data, quiet_trainer
 
 AMD_AVX2 = Hardware(cpu_isa="AVX2")
@@ -75,10 +81,26 @@ def test_unknown_inference_precision_is_a_config_error():
         inference_dtype("half", AMD_AVX2, CPU)
 
 
-def test_detected_hardware_matches_torch():
+def test_detected_hardware_matches_torch(monkeypatch):
+    monkeypatch.delenv(HARDWARE_ENV, raising=False)
     hw = Hardware.detect()
     assert hw.amx == torch.cpu._is_amx_tile_supported() and hw.cuda == torch.cuda.is_available()
     assert hw.cpu_isa in hw.summary()
+
+
+@pytest.mark.parametrize(
+    ("kind", "training", "inference"), [("amx", "bf16-mixed", torch.bfloat16), ("avx2", "32-true", torch.float32)]
+)
+def test_hardware_switch_reports_the_other_machine_kind(kind, training, inference, monkeypatch):
+    """EMO_HARDWARE=amx makes any machine take the AMX paths (bf16), =avx2 the AVX2 ones (fp32)."""
+    monkeypatch.setenv(HARDWARE_ENV, kind)
+    hw = Hardware.detect()
+    assert choose_precision(hw, on_gpu=False)[0] == training
+    assert inference_dtype("auto", hw, CPU) == inference
+    assert f"{HARDWARE_ENV}={kind}" in hw.summary()
+    monkeypatch.setenv(HARDWARE_ENV, "sapphire")
+    with pytest.raises(ConfigError, match="EMO_HARDWARE=sapphire is not one of auto, amx, avx2: unset it or pick one"):
+        Hardware.detect()
 
 
 def test_bf16_mixed_training_on_cpu_learns_and_keeps_fp32(tiny_cfg, tmp_path):

@@ -172,3 +172,112 @@ def test_label_prompt_needs_one_position_per_label():
 
     with pytest.raises(ConfigError, match="the label prompt has 2 labels, the data 3"):
         LabelPromptHead(16, 3, prompt_ids=[1, 5, 6, 2], label_positions=[1, 2])
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "squeezebert", "roberta"])
+def test_position_limit_is_the_longest_input_the_model_reads(tiny_models, family):
+    from transformers import AutoModel
+
+    from emo_lightning.models.backbone import position_limit
+
+    model = AutoModel.from_pretrained(tiny_models[family]).eval()
+    limit = position_limit(model.config)
+    assert limit == (129 if family == "roberta" else 130)  # max_position_embeddings=130; roberta: less pad_id + 1
+    with torch.no_grad():
+        ids = torch.full((1, limit), 5)
+        assert model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state.shape[1] == limit
+        ids = torch.full((1, limit + 1), 5)
+        with pytest.raises((IndexError, RuntimeError, ValueError)):
+            model(input_ids=ids, attention_mask=torch.ones_like(ids))
+
+
+def test_check_max_length_refuses_more_than_the_model_reads(tiny_models, tiny_tokenizer_dir):
+    from transformers import AutoConfig, AutoTokenizer
+
+    from emo_lightning.models.backbone import check_max_length
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    bert, roberta = (AutoConfig.from_pretrained(tiny_models[f]) for f in ("bert", "roberta"))
+    check_max_length(bert, tokenizer, 130)
+    check_max_length(roberta, tokenizer, 129)
+    with pytest.raises(ConfigError) as caught:
+        check_max_length(roberta, tokenizer, 130)
+    name = str(tiny_models["roberta"])
+    assert (
+        str(caught.value)
+        == f"data.max_length=130 is more tokens than model {name} reads (129): set data.max_length ≤ 129"
+    )
+    with pytest.raises(ConfigError, match=r"^label prompt \+ data.max_length=200 is more tokens than model"):
+        check_max_length(bert, tokenizer, 200, key="label prompt + data.max_length")
+
+
+def test_models_without_a_position_table_have_no_limit():
+    from transformers import AutoConfig
+
+    from emo_lightning.models.backbone import position_limit
+
+    assert position_limit(AutoConfig.for_model("deberta-v2", position_biased_input=False)) is None
+    assert position_limit(AutoConfig.for_model("deberta-v2")) == 512
+    assert position_limit(AutoConfig.for_model("roberta")) == 510  # pad_token_id 1: positions 2 … 513
+
+
+def test_model_folder_without_weights_is_one_line(tmp_path, tiny_models):
+    import shutil
+
+    from emo_lightning.models.backbone import load_backbone
+
+    shutil.copy(tiny_models["bert"] / "config.json", tmp_path / "config.json")
+    with pytest.raises(ConfigError) as caught:
+        load_backbone(str(tmp_path))
+    assert str(caught.value) == (
+        f"model {tmp_path} has no weights (model.safetensors / pytorch_model.bin): point "
+        "model.pretrained_model_name_or_path at a folder with weights, or set model.pretrained=false"
+    )
+    assert load_backbone(str(tmp_path), pretrained=False).config.hidden_size == 32  # the config alone suffices
+
+
+def test_model_with_its_own_code_needs_trust_remote_code(tmp_path):
+    import json
+
+    from emo_lightning.models.backbone import load_backbone
+
+    marker = tmp_path / "imported"
+    auto_map = {"AutoConfig": "configuration_custom.CustomConfig", "AutoModel": "modeling_custom.CustomModel"}
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "custom_encoder", "auto_map": auto_map}))
+    for module in ("configuration_custom", "modeling_custom"):
+        (tmp_path / f"{module}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    with pytest.raises(ConfigError) as caught:
+        load_backbone(str(tmp_path))
+    assert str(caught.value) == (
+        f"model {tmp_path} needs its own Python code to load (auto_map): read that code, then set "
+        "model.trust_remote_code=true, or use a model transformers knows"
+    )
+    assert not marker.exists()
+
+
+def test_tokenizer_folder_without_tokenizer_files_is_one_line(tmp_path, tiny_models):
+    import shutil
+
+    from emo_lightning.data.loading import load_tokenizer
+
+    shutil.copy(tiny_models["bert"] / "config.json", tmp_path / "config.json")  # transformers would build an empty one
+    with pytest.raises(ConfigError) as caught:
+        load_tokenizer(str(tmp_path), None)
+    assert str(caught.value) == (
+        f"tokenizer folder {tmp_path} has no tokenizer files (tokenizer.json, tokenizer_config.json, vocab.txt, …): "
+        "set data.tokenizer to a folder or Hub id that has them (save_pretrained of a tokenizer writes them)"
+    )
+
+
+def test_tokenizer_without_pad_token_is_refused(tmp_path, tiny_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from emo_lightning.data.loading import load_tokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_tokenizer(str(tmp_path), None)
+    assert str(caught.value).startswith(f"tokenizer {tmp_path} has no pad token: this framework pads each batch")
+    assert load_tokenizer(str(tiny_tokenizer_dir), None).pad_token == "[PAD]"

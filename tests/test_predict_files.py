@@ -85,6 +85,13 @@ def test_plain_txt_is_one_text_per_line_and_goes_to_csv(tmp_path, single):
         ('text\nhello\n""\n', {}, "row 2 has no text in column 'text'"),
         ("text,predicted\nhello,x\n", {}, "already has a column 'predicted'"),
         ("text\nhello\n", {"output_file": "out.xlsx"}, "output_file has suffix ['.xlsx']"),
+        # the output format is checked before the input is read (its empty row 2 is never reached)
+        (
+            'text\nhello\n""\n',
+            {"output_file": "out.txt"},
+            "out.txt needs a delimiter (.txt files have none by default)",
+        ),
+        ("text;label\nhello;joy\n", {}, "found 1 column 'text;label'; the file looks `;`-separated: set delimiter=';'"),
     ],
 )
 def test_bad_files_fail_in_one_line_and_write_nothing(tmp_path, single, content, kwargs, message):
@@ -105,3 +112,41 @@ def test_an_existing_output_is_never_overwritten(tmp_path, single):
     with pytest.raises(ConfigError, match="exists: give another output_file"):
         predict_file(single, source)
     assert (tmp_path / "in.predictions.csv").read_text() == "keep me"
+
+
+TXT_OUTPUT = (
+    "output_file={tmp}/out.txt needs a delimiter (.txt files have none by default): use output_file={tmp}/out.csv"
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("in.csv", TXT_OUTPUT), ("in.txt", TXT_OUTPUT), ("in.jsonl", TXT_OUTPUT + " or set delimiter=';'")],
+)
+def test_a_txt_output_without_delimiter_fails_before_predicting(tmp_path, single, source, message):
+    (tmp_path / source).write_text(json.dumps({"text": "hello"}) + "\n" if source.endswith(".jsonl") else "text\nhi\n")
+    with pytest.raises(ConfigError) as info:
+        predict_file(single, tmp_path / source, tmp_path / "out.txt")
+    assert str(info.value) == message.format(tmp=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source, "model"])
+
+
+def test_a_txt_output_takes_the_delimiter_of_a_json_input(tmp_path, single):
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    result = predict_file(single, source, tmp_path / "out.txt", delimiter=";")
+    out = load_dataset("csv", data_files=str(result.output_file), sep=";", split="train")
+    assert out["text"] == TEXTS and out["predicted"] == [p.labels[0] for p in single.predict(TEXTS)]
+
+
+def test_encoding_reads_a_latin_1_file_and_utf_8_refuses_it_in_one_line(tmp_path, single):
+    source = tmp_path / "in.txt"
+    source.write_bytes("caf\xe9 au lait\nok\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        predict_file(single, source)
+    assert str(info.value) == (
+        f"{source} is not valid utf-8 (byte 0xe9 on line 1): "
+        "set encoding=latin-1, or the encoding the file was saved in"
+    )
+    result = predict_file(single, source, encoding="latin-1")
+    assert load_dataset("csv", data_files=str(result.output_file), split="train")["text"] == ["café au lait", "ok"]

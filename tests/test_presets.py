@@ -120,7 +120,7 @@ def test_label_prompt_head_trains_and_its_model_folder_reproduces_validation(tin
     assert cfg.head.pooling == "mean"  # the backbone's pooling reaches this head too
     metrics = train(cfg)
     spec = json.loads((tmp_path / "model" / "classifier.json").read_text())
-    assert spec["head"]["_target_"].endswith("LabelPromptHead") and len(spec["head"]["label_positions"]) == 11
+    assert spec["head"]["type"] == "label_prompt" and len(spec["head"]["label_positions"]) == 11
     val = load_dataset(str(tiny_mirror / cfg.data.path), cfg.data.config_name, split="validation")
     predictor = EmotionPredictor.from_run(tmp_path, precision="fp32")
     probs = predictor.predict_proba(val["Tweet"])

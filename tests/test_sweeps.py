@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import math
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
-from emo_lightning.sweeps import collect, default_metrics, main, summarize, write_report
+from emo_lightning.sweeps import SweepSummary, collect, default_metrics, main, summarize, write_report
+
+CE_ON_MULTI_LABEL = "loss=ce needs single-label data, but this dataset is multi-label: use loss=bce or loss=focal"
 
 
-def make_job(sweep: Path, num: int, overrides: list[str], seed: int, metrics: dict | None) -> None:
+def make_job(
+    sweep: Path, num: int, overrides: list[str], seed: int, metrics: dict | None, failure: dict | None = None
+) -> None:
     job = sweep / str(num)
     (job / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides + [f"seed={seed}"]), job / ".hydra" / "overrides.yaml")
     OmegaConf.save(OmegaConf.create({"seed": seed, "threshold": 0.5}), job / ".hydra" / "config.yaml")
     if metrics is not None:
         (job / "metrics.json").write_text(json.dumps({"monitor": "val/jaccard", "metrics": metrics}))
+    if failure is not None:  # as the training task writes it under -m
+        (job / "failure.json").write_text(json.dumps(failure))
+
+
+def config_error(step: int | None = None) -> dict:
+    return {"error": CE_ON_MULTI_LABEL, "type": "ConfigError", "step": step}
+
+
+def hydra_config(sweep: Path):
+    return OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
 
 
 @pytest.fixture
@@ -90,3 +106,112 @@ def test_overrides_common_to_every_job_are_said_once(tmp_path):
     runs, common = collect([tmp_path])
     assert common == ["data=emotion"] and sorted(runs["config"]) == ["loss=ce", "loss=focal"]
     assert "Common to every job: `data=emotion`." in write_report([tmp_path], ["val/accuracy"]).read_text()
+
+
+def test_failed_jobs_listed_apart_with_their_reason(sweep):
+    make_job(sweep, 10, ["loss=ce"], 42, None, config_error())
+    make_job(sweep, 7, ["loss=bce"], 2, None, {"error": "loss is nan", "type": "FloatingPointError", "step": 120})
+    runs, _ = collect([sweep])
+    status = {Path(job).name: s for job, s in zip(runs["job"], runs["status"])}
+    assert {name for name, s in status.items() if s == "failed"} == {"7", "10"}
+    assert {name for name, s in status.items() if s == "unfinished"} == {"4", "6"}
+    assert len(status) == 9 and list(status.values()).count("finished") == 5
+    summary = summarize(runs, ["val/jaccard_tuned"])
+    assert "loss=ce" not in summary.index  # its only job failed
+    assert summary.loc["loss=bce", ["jobs", "failed", "unfinished"]].tolist() == [2, 1, 0]
+    assert summary.loc["loss=focal", ["jobs", "failed", "unfinished"]].tolist() == [2, 0, 1]
+
+    text = write_report([sweep]).read_text()
+    table, failed = text.split("## Failed jobs")
+    assert "| `loss=bce` | 0,1 | 0.6100 ± 0.0141 |" in table and "loss=ce" not in table
+    assert "2 failed job(s) are left out" in table and "2 job(s) without metrics.json (still running" in table
+    assert failed.strip().splitlines() == [
+        "- `7` (`loss=bce`, seed 2): FloatingPointError at step 120: loss is nan",
+        f"- `10` (`loss=ce`, seed 42): ConfigError: {CE_ON_MULTI_LABEL}",
+    ]
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert len(rows) == 9
+    by_job = {Path(row["job"]).name: row for row in rows}
+    assert by_job["10"]["status"] == "failed" and by_job["10"]["error"] == CE_ON_MULTI_LABEL
+    assert by_job["7"]["error_step"] == "120" and by_job["7"]["error_type"] == "FloatingPointError"
+    assert by_job["0"]["status"] == "finished" and by_job["0"]["error"] == ""
+    assert by_job["4"]["status"] == "unfinished"
+    assert (sweep / "summary.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_csv_has_status_and_error_columns_without_failures(sweep):
+    write_report([sweep])
+    header = (sweep / "summary.csv").read_text().splitlines()[0].split(",")
+    assert header[:3] == ["config", "seed", "status"] and "error" in header
+
+
+def test_cli_exits_1_after_the_summary_when_a_job_failed(sweep, capsys):
+    make_job(sweep, 7, ["loss=ce"], 42, None, config_error())
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(sweep)])
+    assert exit_info.value.code == 1
+    out, err = capsys.readouterr()
+    assert "## Failed jobs" in out and "| `loss=bce` |" in out
+    assert err.strip() == f"1 of 8 jobs failed (see {sweep / 'summary.md'})"
+
+
+def test_cli_exits_0_without_failures(sweep, capsys):
+    main([str(sweep)])
+    assert "## Failed jobs" not in capsys.readouterr().out
+
+
+def test_a_sweep_where_every_job_failed_still_gets_a_summary(tmp_path, capsys):
+    make_job(tmp_path, 0, ["data=go_emotions", "loss=ce"], 42, None, config_error())
+    make_job(tmp_path, 1, ["data=go_emotions", "loss=ce"], 43, None, config_error(step=5))
+    make_job(tmp_path, 2, ["data=go_emotions", "loss=bce"], 42, None)  # still running
+    text = write_report([tmp_path], ["val/accuracy"]).read_text()
+    assert "No job finished: 3 job(s), nothing to compare." in text
+    assert "Common to every job: `data=go_emotions`." in text
+    assert "failed job(s) are left out" not in text and "1 job(s) without metrics.json" in text
+    assert f"- `1` (`loss=ce`, seed 43): ConfigError at step 5: {CE_ON_MULTI_LABEL}" in text
+    assert not (tmp_path / "summary.png").exists()
+    assert len((tmp_path / "summary.csv").read_text().splitlines()) == 1 + 3
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path)])
+    assert exit_info.value.code == 1 and "2 of 3 jobs failed" in capsys.readouterr().err
+
+
+def test_a_sweep_where_no_job_finished_nor_failed_has_no_summary(tmp_path):
+    make_job(tmp_path, 0, ["loss=ce"], 42, None)
+    with pytest.raises(ValueError, match="no validation metrics found"):
+        write_report([tmp_path])
+    assert not (tmp_path / "summary.md").exists()
+
+
+def test_callback_exits_1_when_a_job_failed(sweep, caplog):
+    make_job(sweep, 7, ["loss=ce"], 42, None, config_error())
+    with caplog.at_level(logging.INFO, logger="emo_lightning.sweeps"), pytest.raises(SystemExit) as exit_info:
+        SweepSummary().on_multirun_end(hydra_config(sweep))
+    assert exit_info.value.code == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [f"1 of 8 jobs failed (see {sweep / 'summary.md'})"]
+    assert "## Failed jobs" in (sweep / "summary.md").read_text()
+
+
+def test_callback_exits_1_even_when_the_summary_cannot_be_written(sweep, caplog):
+    make_job(sweep, 7, ["loss=ce"], 42, None, config_error())
+    with pytest.raises(SystemExit) as exit_info:
+        SweepSummary(metrics=["val/jacard"]).on_multirun_end(hydra_config(sweep))
+    assert exit_info.value.code == 1
+    assert "no sweep summary: metric(s) val/jacard not logged" in caplog.text
+    assert "1 of 8 jobs failed (see failure.json in the job folders of" in caplog.text
+
+
+def test_callback_returns_without_failures(sweep):
+    assert SweepSummary().on_multirun_end(hydra_config(sweep)) is None
+    assert (sweep / "summary.md").exists()
+
+
+def test_a_failure_without_a_readable_reason_is_still_listed(tmp_path):
+    make_job(tmp_path, 0, ["loss=bce"], 0, {"val/accuracy": 0.9})
+    make_job(tmp_path, 1, ["loss=ce"], 0, None, {"error": "out of memory"})
+    make_job(tmp_path, 2, ["loss=ce"], 1, None)
+    (tmp_path / "2" / "failure.json").write_text('{"error": "cut sho')  # the job was killed while writing it
+    text = write_report([tmp_path]).read_text()
+    assert "- `1` (`loss=ce`, seed 0): error: out of memory" in text
+    assert "- `2` (`loss=ce`, seed 1): error: failure.json is unreadable (" in text

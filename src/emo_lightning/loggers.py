@@ -6,11 +6,12 @@ import functools
 import logging
 import netrc
 import os
-import socket
 import sys
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger
+
+from emo_lightning.utils.hub import reachable
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +29,18 @@ def wandb_logger(project: str, save_dir: str, mode: str = "auto", name: str | No
 
 @functools.cache
 def wandb_online_possible(timeout: float = 2.0) -> bool:
-    """True when W&B has an API key and its server answers; says once per process why not."""
+    """True when W&B has an API key and its server (`WANDB_BASE_URL`, via any proxy) answers; says once why not."""
     if os.environ.get("WANDB_MODE") in {"offline", "dryrun", "disabled"}:
         log.info("W&B offline: WANDB_MODE=%s", os.environ["WANDB_MODE"])
         return False
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").rstrip("/")
+    host = urlparse(url).hostname or url
     if not (os.environ.get("WANDB_API_KEY") or _netrc_has(host)):
         log.warning("W&B offline: no API key (set WANDB_API_KEY or run `wandb login`); sync later with `wandb sync`")
         return False
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-    except OSError as err:
-        log.warning("W&B offline: %s unreachable (%s); sync later with `wandb sync`", host, err)
+    ok, what = reachable(url, timeout)
+    if not ok:
+        log.warning("W&B offline: server unreachable (%s); sync later with `wandb sync`", what)
         return False
     return True
 

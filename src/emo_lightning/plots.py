@@ -9,6 +9,7 @@ import lightning as L
 import torch
 
 from emo_lightning.evaluation import Evaluation
+from emo_lightning.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,16 @@ class RunPlots(L.Callback):
         self.train_loss: list[torch.Tensor] = []  # kept on the device; read once at the end (no per-step sync)
         self.train_steps: list[int] = []
         self.validations: list[dict[str, float]] = []
+
+    def state_dict(self) -> dict:
+        """The curves so far (saved in checkpoints, so a resumed run draws the whole run)."""
+        losses = torch.stack(self.train_loss).float().cpu().tolist() if self.train_loss else []
+        return {"train_loss": losses, "train_steps": list(self.train_steps), "validations": list(self.validations)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.train_loss = [torch.tensor(loss) for loss in state_dict.get("train_loss", [])]
+        self.train_steps = list(state_dict.get("train_steps", []))
+        self.validations = list(state_dict.get("validations", []))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
@@ -64,6 +75,12 @@ def publish(loggers: list, figures: list[Path]) -> None:
                 logger.log_image(key=f"plots/{figure.stem}", images=[str(figure)])
 
 
+def save_figure(fig, path: Path) -> None:
+    """Write `fig` as PNG under a temporary name beside `path`, then rename: never a half-written figure."""
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, dpi=110, format="png")
+
+
 def _pyplot():
     import matplotlib
 
@@ -103,7 +120,7 @@ def plot_curves(train_loss: list[tuple[int, float]], validations: list[dict[str,
     for ax in (loss_ax, metric_ax):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -122,7 +139,7 @@ def plot_per_label_f1(per_label: dict[str, dict[str, float]], path: Path, title:
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -144,5 +161,5 @@ def plot_confusion(counts: torch.Tensor, label_names: list[str], path: Path, tit
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)

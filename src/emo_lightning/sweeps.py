@@ -4,6 +4,8 @@ Written by itself at the end of `python train.py -m ...` (the `SweepSummary` Hyd
 `summary.md`, `summary.csv` (one row per job) and `summary.png`. For a sweep that was interrupted or spread over
 several folders: `python -m emo_lightning.sweeps outputs/multirun/<time> [more folders] [--metrics val/accuracy ...]`.
 A configuration is a job's command-line overrides without `seed=`, so `seed=0,1,2` gives each one its mean and spread.
+A job is finished (metrics.json), failed (failure.json, listed with its reason) or unfinished (neither: still running
+or killed); the table and the plot use finished jobs only, and a sweep with a failed job exits 1.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import argparse
 import json
 import logging
 import math
+import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -35,9 +39,27 @@ def _job_overrides(job_dir: Path) -> tuple[list[str], int | None]:
     return kept, config.get("seed")
 
 
+def _failure(job_dir: Path) -> dict:
+    """The failed job's reason, exception class and step, from its failure.json."""
+    try:
+        failure = json.loads((job_dir / "failure.json").read_text())
+    except (OSError, ValueError) as err:
+        return {"error": f"failure.json is unreadable ({err})", "error_type": None, "error_step": None}
+    if not isinstance(failure, dict):
+        failure = {"error": failure}
+    step = failure.get("step")
+    return {
+        "error": " ".join(str(failure.get("error", "")).split()) or "no reason given",
+        "error_type": failure.get("type"),
+        "error_step": step if isinstance(step, int) and not isinstance(step, bool) else None,
+    }
+
+
 def collect(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
-    """One row per job folder under `sweep_dirs` (config, seed, job, monitor, every logged metric; NaN if none),
-    and the overrides common to all jobs. A job's config is the rest of its overrides: what the sweep varied."""
+    """One row per job folder under `sweep_dirs` (config, seed, status, job, monitor, every logged metric; NaN if
+    none; error, error_type, error_step of a failed job), and the overrides common to all jobs. A job's config is the
+    rest of its overrides: what the sweep varied. Its status: "failed" with a failure.json (its metrics are not read),
+    else "finished" with a metrics.json, else "unfinished"."""
     rows = []
     for sweep_dir in sweep_dirs:
         if not Path(sweep_dir).is_dir():
@@ -45,11 +67,17 @@ def collect(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
         for hydra_dir in sorted(Path(sweep_dir).glob("**/.hydra/overrides.yaml")):
             job_dir = hydra_dir.parent.parent
             overrides, seed = _job_overrides(job_dir)
-            row = {"overrides": overrides, "seed": seed, "job": str(job_dir)}
+            name = job_dir.relative_to(sweep_dir).as_posix()
+            if len(sweep_dirs) > 1:
+                name = f"{Path(sweep_dir).name}/{name}"
+            row = {"overrides": overrides, "seed": seed, "status": "unfinished", "job": str(job_dir), "name": name}
+            row.update(error=None, error_type=None, error_step=None)
             metrics_file = job_dir / "metrics.json"
-            if metrics_file.exists():
+            if (job_dir / "failure.json").exists():
+                row.update(status="failed", **_failure(job_dir))
+            elif metrics_file.exists():
                 result = json.loads(metrics_file.read_text())
-                row["monitor"] = result.get("monitor")
+                row.update(status="finished", monitor=result.get("monitor"))
                 row.update(result.get("metrics", {}))
             rows.append(row)
     if not rows:
@@ -62,7 +90,9 @@ def collect(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
         row["config"] = " ".join(varied) or (COMMON_LABEL if common else DEFAULTS_LABEL)
         row["overrides"] = " ".join(row["overrides"])
     runs = pd.DataFrame(rows)
-    return runs[["config", "seed", *[c for c in runs.columns if c not in ("config", "seed")]]], common
+    runs["error_step"] = runs["error_step"].astype("Int64")
+    first, last = ["config", "seed", "status"], ["error_type", "error", "error_step"]
+    return runs[[*first, *[c for c in runs.columns if c not in first + last], *last]], common
 
 
 def default_metrics(runs: pd.DataFrame) -> list[str]:
@@ -77,12 +107,14 @@ def default_metrics(runs: pd.DataFrame) -> list[str]:
 
 
 def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Per configuration: finished jobs, mean and std (over seeds) of each metric; best first by `metrics[0]`."""
+    """Per configuration: finished jobs, their seeds, mean and std (over seeds) of each metric, failed and unfinished
+    jobs; best first by `metrics[0]`. Configurations without a finished job are left out."""
     missing = [m for m in metrics if m not in runs]
     if missing:
         known = sorted(c for c in runs.columns if "/" in c)
         raise KeyError(f"metric(s) {', '.join(missing)} not logged by these jobs; known: {', '.join(known)}")
-    finished = runs.dropna(subset=metrics, how="all")
+    finished = runs[runs["status"] == "finished"].dropna(subset=metrics, how="all")
+    failed = runs[runs["status"] == "failed"]
     grouped = finished.groupby("config", sort=False)[metrics]
     summary = pd.concat(
         {"mean": grouped.mean(), "std": grouped.std(ddof=1)},
@@ -91,9 +123,13 @@ def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     summary.columns = [f"{metric} {stat}" for stat, metric in summary.columns]
     summary.insert(0, "seeds", finished.groupby("config", sort=False)["seed"].apply(_seed_list))
     summary.insert(0, "jobs", finished.groupby("config", sort=False).size())
-    summary["unfinished"] = runs.groupby("config", sort=False).size().reindex(summary.index) - summary["jobs"]
+    summary["failed"] = failed.groupby("config", sort=False).size().reindex(summary.index, fill_value=0)
+    total = runs.groupby("config", sort=False).size().reindex(summary.index)
+    summary["unfinished"] = total - summary["jobs"] - summary["failed"]
     summary = summary.sort_values(f"{metrics[0]} mean", ascending=False)
-    summary.attrs["unfinished"] = len(runs) - len(finished)  # including configurations with no finished job
+    # over every configuration, including those without a finished job
+    summary.attrs["failed"] = len(failed)
+    summary.attrs["unfinished"] = len(runs) - len(finished) - len(failed)
     return summary
 
 
@@ -113,9 +149,37 @@ def to_markdown(summary: pd.DataFrame, metrics: list[str]) -> str:
         cells = [f"`{config}`", row["seeds"]]
         cells += [_mean_std(row[f"{m} mean"], row[f"{m} std"]) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
-    unfinished = summary.attrs.get("unfinished", 0)
-    note = f"\n{unfinished} job(s) without metrics.json (failed or still running) are left out.\n" if unfinished else ""
-    return "\n".join(lines) + "\n" + note
+    return "\n".join(lines) + "\n" + _left_out(summary.attrs.get("failed", 0), summary.attrs.get("unfinished", 0))
+
+
+def _left_out(failed: int, unfinished: int) -> str:
+    """The note on the jobs the table leaves out, failed apart from unfinished."""
+    notes = []
+    if failed:
+        notes.append(f"{failed} failed job(s) are left out: see Failed jobs below.")
+    if unfinished:
+        notes.append(f"{unfinished} job(s) without metrics.json (still running, or killed) are left out.")
+    return "".join(f"\n{note}\n" for note in notes)
+
+
+def _natural(name: str) -> list:
+    """Sort key: job 2 before job 10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+
+
+def failed_section(runs: pd.DataFrame) -> str:
+    """`## Failed jobs`: one line per failed job (folder, config, seed, reason); empty without any."""
+    failed = runs[runs["status"] == "failed"]
+    if failed.empty:
+        return ""
+    lines = ["", "## Failed jobs", ""]
+    for _, job in sorted(failed.iterrows(), key=lambda item: _natural(item[1]["name"])):
+        seed = "" if pd.isna(job["seed"]) else f", seed {int(job['seed'])}"
+        kind = "error" if pd.isna(job["error_type"]) else str(job["error_type"])
+        if not pd.isna(job["error_step"]):
+            kind += f" at step {int(job['error_step'])}"
+        lines.append(f"- `{job['name']}` (`{job['config']}`{seed}): {kind}: {job['error']}")
+    return "\n".join(lines) + "\n"
 
 
 def plot(runs: pd.DataFrame, summary: pd.DataFrame, metrics: list[str], path: Path) -> None:
@@ -157,24 +221,43 @@ def _short(config: str, width: int = 48) -> str:
 
 
 def write_report(sweep_dirs: list[Path], metrics: list[str] | None = None, out_dir: Path | None = None) -> Path:
-    """Write summary.md, summary.csv and summary.png into `out_dir` (default: the first sweep folder)."""
+    """Write summary.md, summary.csv and summary.png into `out_dir` (default: the first sweep folder). With no job
+    finished but some failed: summary.md (saying so, and listing the failures) and summary.csv, no plot."""
     runs, common = collect(sweep_dirs)
+    n_failed = int((runs["status"] == "failed").sum())
+    any_finished = bool((runs["status"] == "finished").any())
     metrics = list(metrics) if metrics else default_metrics(runs)
-    if not metrics:
+    if not (metrics or (n_failed and not any_finished)):
         raise ValueError("no validation metrics found in the jobs' metrics.json: did any job finish?")
-    summary = summarize(runs, metrics)
     out_dir = Path(out_dir or sweep_dirs[0])
-    runs.sort_values(["config", "seed"]).to_csv(out_dir / "summary.csv", index=False)
-    title = f"# Sweep summary: {', '.join(map(str, sweep_dirs))}\n\nMean ± std over seeds; ranked by {metrics[0]}.\n"
-    if common:
-        title += f"Common to every job: `{' '.join(common)}`.\n"
-    (out_dir / "summary.md").write_text(title + to_markdown(summary, metrics))
-    plot(runs, summary, metrics, out_dir / "summary.png")
+    title = f"# Sweep summary: {', '.join(map(str, sweep_dirs))}\n\n"
+    common_line = f"Common to every job: `{' '.join(common)}`.\n" if common else ""
+    if any_finished:
+        summary = summarize(runs, metrics)
+        body = f"Mean ± std over seeds; ranked by {metrics[0]}.\n{common_line}" + to_markdown(summary, metrics)
+    else:
+        n_unfinished = int((runs["status"] == "unfinished").sum())
+        body = f"No job finished: {len(runs)} job(s), nothing to compare.\n{common_line}"
+        body += _left_out(0, n_unfinished)  # the failed ones are listed below
+    runs.drop(columns="name").sort_values(["config", "seed"]).to_csv(out_dir / "summary.csv", index=False)
+    (out_dir / "summary.md").write_text(title + body + failed_section(runs))
+    if any_finished:
+        plot(runs[runs["status"] == "finished"], summary, metrics, out_dir / "summary.png")
     return out_dir / "summary.md"
 
 
+def failed_jobs(sweep_dirs: list[Path]) -> tuple[int, int]:
+    """How many jobs under `sweep_dirs` failed, and how many jobs there are ((0, 0) without a job)."""
+    try:
+        runs, _ = collect(sweep_dirs)
+    except FileNotFoundError:
+        return 0, 0
+    return int((runs["status"] == "failed").sum()), len(runs)
+
+
 class SweepSummary(Callback):
-    """Hydra callback: at the end of a multirun, the sweep folder gets summary.md / .csv / .png."""
+    """Hydra callback: at the end of a multirun, the sweep folder gets summary.md / .csv / .png; the multirun exits 1
+    if a job failed (a SystemExit passes through Hydra's callback and error handling as the exit code)."""
 
     def __init__(self, metrics: list[str] | None = None) -> None:
         self.metrics = list(metrics) if metrics else None
@@ -184,10 +267,16 @@ class SweepSummary(Callback):
         try:
             report = write_report([sweep_dir], self.metrics)
         except (FileNotFoundError, KeyError, ValueError) as err:
-            log.warning("no sweep summary: %s", err)
-            return
-        log.info("sweep summary: %s (and summary.csv, summary.png)", report)
-        log.info("\n%s", report.read_text())
+            log.warning("no sweep summary: %s", err.args[0] if isinstance(err, KeyError) else err)
+            report = None
+        if report is not None:
+            log.info("sweep summary: %s (and summary.csv, summary.png)", report)
+            log.info("\n%s", report.read_text())
+        failed, total = failed_jobs([sweep_dir])
+        if failed:
+            where = report or f"failure.json in the job folders of {sweep_dir}"
+            log.error("%d of %d jobs failed (see %s)", failed, total, where)
+            sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -201,6 +290,9 @@ def main(argv: list[str] | None = None) -> None:
     except (FileNotFoundError, KeyError, ValueError) as err:
         parser.exit(2, f"error: {err.args[0] if isinstance(err, KeyError) else err}\n")
     print(report.read_text())  # noqa: T201
+    failed, total = failed_jobs(args.sweep_dirs)
+    if failed:
+        parser.exit(1, f"{failed} of {total} jobs failed (see {report})\n")
 
 
 if __name__ == "__main__":

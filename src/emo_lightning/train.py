@@ -11,27 +11,35 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
+from emo_lightning.checkpointing import AtomicCheckpointIO, newest_checkpoint
 from emo_lightning.data.encoding import TEXT
 from emo_lightning.evaluation import evaluate_splits
 from emo_lightning.loggers import finish_wandb_run
+from emo_lightning.models.backbone import check_max_length, position_limit
 from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.export import ClassifierSpec, save_model_dir
 from emo_lightning.models.heads import LabelPromptHead, label_prompt
 from emo_lightning.models.network import EmotionNetwork
+from emo_lightning.resume import wandb_run_id
 from emo_lightning.split_predictions import write_split_predictions
+from emo_lightning.utils.atomic import atomic_dir, atomic_write_text
 from emo_lightning.utils.config import validate_config
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, configure_kernels, resolve_precision, uses_gpu
 
 log = logging.getLogger(__name__)
 
+RUN_ARTIFACTS = ("checkpoints", "metrics.json", "model", "predictions")  # what makes a folder hold a run
+
 
 def build_classifier(cfg: DictConfig, datamodule) -> tuple[EmotionClassifier, ClassifierSpec]:
     """The LightningModule for this data, and the spec the exported model folder will carry."""
     backbone = instantiate(cfg.model, tokenizer=datamodule.tokenizer)
+    check_max_length(backbone.config, datamodule.tokenizer, datamodule.max_length)
     head_args = {"hidden_size": backbone.config.hidden_size, "num_labels": datamodule.num_labels}
     if issubclass(get_class(cfg.head._target_), LabelPromptHead):
         head_args |= label_prompt(datamodule.tokenizer, datamodule.label_names)
+        check_prompt_fits(backbone.config, datamodule.tokenizer, head_args, datamodule.max_length)
     head = instantiate(cfg.head, **head_args)
     loss = instantiate(
         cfg.loss,
@@ -59,12 +67,25 @@ def build_classifier(cfg: DictConfig, datamodule) -> tuple[EmotionClassifier, Cl
     return module, spec
 
 
+def check_prompt_fits(config, tokenizer, prompt: dict, max_length: int) -> None:
+    """The label names go before every text: prompt + text must fit in the model's positions."""
+    limit = position_limit(config, tokenizer.pad_token_id)
+    prompt_length = len(prompt["prompt_ids"]) - int(prompt["drop_first"])
+    if limit is not None and prompt_length + max_length > limit:
+        raise ConfigError(
+            f"head=label_prompt puts {prompt_length} tokens of label names before each text, and with "
+            f"data.max_length={max_length} that is more than the {limit} positions the model reads: "
+            f"set data.max_length ≤ {limit - prompt_length}, or use head=linear"
+        )
+
+
 def build_trainer(cfg: DictConfig, **kwargs) -> L.Trainer:
-    """The configured Trainer, with `precision=auto` resolved for this machine and its kernel settings applied."""
+    """The configured Trainer, with `precision=auto` resolved for this machine and its kernel settings applied;
+    checkpoints are written atomically and loaded with `weights_only=True`."""
     on_gpu = uses_gpu(cfg.trainer.accelerator)
     precision = resolve_precision(cfg.trainer.precision, Hardware.detect(), on_gpu)
     configure_kernels(on_gpu)
-    return instantiate(cfg.trainer, precision=precision, **kwargs)
+    return instantiate(cfg.trainer, precision=precision, plugins=[AtomicCheckpointIO()], **kwargs)
 
 
 def instantiate_group(group: DictConfig | None, **defaults) -> list:
@@ -76,26 +97,86 @@ def instantiate_group(group: DictConfig | None, **defaults) -> list:
     return objects
 
 
+def instantiate_callbacks(group: DictConfig | None, monitor: str) -> list:
+    """The callbacks; a null `monitor` watches the task's headline metric, a null `mode` follows the metric."""
+    callbacks = []
+    for node in (group or {}).values():
+        runtime = {}
+        if "monitor" in node:
+            runtime["monitor"] = node.monitor or monitor
+            if "mode" in node and node.mode is None:
+                runtime["mode"] = monitor_mode(runtime["monitor"])
+        callbacks.append(instantiate(node, **runtime))
+    return callbacks
+
+
+def monitor_mode(monitor: str) -> str:
+    """Whether a larger value of `monitor` is better: every metric logged here is, except losses."""
+    return "min" if monitor.rsplit("/", 1)[-1].endswith("loss") else "max"
+
+
 def check_monitors(callbacks: list, module: EmotionClassifier) -> None:
-    """A callback watching a metric that validation never logs would fail only after the first epoch."""
+    """A callback watching a metric that validation never logs would fail only after the first epoch; one that
+    maximizes a loss would keep the worst model."""
     for callback in callbacks:
         monitor = getattr(callback, "monitor", None)
-        if monitor and monitor not in module.metric_names:
-            name = type(callback).__name__
+        if not monitor:
+            continue
+        name = type(callback).__name__
+        if monitor not in module.metric_names:
             raise ConfigError(
                 f"{name} monitors {monitor}, which this task does not log: use one of {', '.join(module.metric_names)}"
             )
+        mode = getattr(callback, "mode", None)
+        if mode is not None and mode != monitor_mode(monitor):
+            raise ConfigError(
+                f"{name} monitors {monitor} with mode={mode}, which would keep the worst model: "
+                f"use mode={monitor_mode(monitor)} (or leave mode null to follow the metric)"
+            )
+
+
+def check_run_dir(output_dir: Path, resuming: bool) -> None:
+    """A new run never writes into a folder that holds a run's artifacts (only `resume=` continues one)."""
+    found = [name for name in RUN_ARTIFACTS if (output_dir / name).exists()]
+    if found and not resuming:
+        raise ConfigError(
+            f"{output_dir} already holds a run ({', '.join(found)}): continue it with "
+            f"`python train.py resume={output_dir}`, or give a new hydra.run.dir"
+        )
+
+
+def checkpoint_to_start_from(cfg: DictConfig) -> str | None:
+    """`resume=`: the run's newest checkpoint (None if it saved none yet); `ckpt_path=`: that file, which must exist."""
+    if cfg.resume:
+        newest = newest_checkpoint(Path(cfg.paths.output_dir))
+        log.info("resuming %s from %s", cfg.paths.output_dir, newest or "the start (no checkpoint saved yet)")
+        return str(newest) if newest else None
+    if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist: give a .ckpt file, or resume=<run dir>")
+    return cfg.ckpt_path
+
+
+def evaluation_limit(limit: int | float | None, fast_dev_run: bool | int, batch_size: int) -> int | None:
+    """How many examples of a split the final evaluation reads: all, unless the trainer is limited (debug runs)."""
+    if fast_dev_run:
+        return batch_size * (1 if fast_dev_run is True else int(fast_dev_run))
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1:
+        return limit * batch_size
+    return None
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, evaluate the best checkpoint on validation and test, tune thresholds, write metrics.json and model/."""
     validate_config(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    check_run_dir(output_dir, resuming=bool(cfg.resume))
+    start_from = checkpoint_to_start_from(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")  # label names and task type are needed to build the model
     module, spec = build_classifier(cfg, datamodule)
-    callbacks = instantiate_group(cfg.callbacks, monitor=module.monitor)
-    loggers = instantiate_group(cfg.logger)
+    callbacks = instantiate_callbacks(cfg.callbacks, module.monitor)
+    loggers = instantiate_group(cfg.logger, id=wandb_run_id(output_dir) if cfg.resume else None)
     check_monitors(callbacks, module)
     plots = instantiate(cfg.plots) if cfg.get("plots") else None
     if plots is not None:
@@ -109,31 +190,38 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
         # A checkpoint of a weight-averaging run holds the averaged weights; evaluate and export those (the
         # callback would otherwise restore the raw weights on load and swap models during validation).
         trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt_path = best or None  # without a best checkpoint, evaluate the weights as they are
-        metrics = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)[0]
+        metrics = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)[0]
         if datamodule.has_test:
-            metrics |= trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)[0]
+            metrics |= trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)[0]
         if trainer.is_global_zero:  # the module now holds the evaluated (best) weights
             splits = ["validation", "test"] if datamodule.has_test else ["validation"]
-            loaders = {split: datamodule.eval_dataloader(split) for split in splits}
+            limits = {
+                "validation": evaluation_limit(
+                    trainer.limit_val_batches, trainer.fast_dev_run, datamodule.eval_batch_size
+                ),
+                "test": evaluation_limit(trainer.limit_test_batches, trainer.fast_dev_run, datamodule.eval_batch_size),
+            }
+            loaders = {split: datamodule.eval_dataloader(split, limits[split]) for split in splits}
             names = datamodule.label_names
             evaluation = evaluate_splits(module, loaders, names, datamodule.multi_label, tuner)
             metrics |= evaluation.metrics
             spec.thresholds = evaluation.thresholds
             spec.at_least_one = bool(tuner is not None and tuner.at_least_one)
             log_tuned(trainer, evaluation.metrics, spec.thresholds)
-            output_dir = Path(cfg.paths.output_dir)
             monitor = trainer.checkpoint_callback.monitor if trainer.checkpoint_callback else module.monitor
+            notes = run_notes(datamodule.has_test, tuned=bool(evaluation.metrics), limits=limits)
             write_metrics(
-                output_dir / "metrics.json", metrics, ckpt_path, monitor, evaluation.per_label, spec.thresholds
+                output_dir / "metrics.json", metrics, ckpt_path, monitor, evaluation.per_label, spec.thresholds, notes
             )
-            save_model_dir(output_dir / "model", module.network, datamodule.tokenizer, spec)
-            texts = {split: datamodule.labeled.splits[split][TEXT] for split in splits}
+            with atomic_dir(output_dir / "model") as model_dir:
+                save_model_dir(model_dir, module.network, datamodule.tokenizer, spec)
+            texts = {split: datamodule.labeled.splits[split][TEXT][: limits[split]] for split in splits}
             write_split_predictions(output_dir / "predictions", texts, evaluation.outputs, names)
             if plots is not None:  # after the artifacts, and before the W&B run closes (it gets the figures too)
                 plots.evaluation(evaluation, datamodule.label_names, trainer.loggers)
@@ -154,6 +242,23 @@ def log_tuned(trainer: L.Trainer, tuned: dict[str, float], thresholds: list[floa
     log.info("thresholds tuned on validation (%s): %s", " ".join(f"{t:.2f}" for t in thresholds), shown)
 
 
+def run_notes(has_test: bool, tuned: bool, limits: dict[str, int | None]) -> list[str]:
+    """What a reader of metrics.json must know to read its figures honestly; each note is also logged."""
+    notes = []
+    if tuned:
+        notes.append(
+            "val/*_tuned are scored on the split the thresholds were tuned on (optimistic); test/*_tuned are not"
+        )
+    if not has_test:
+        notes.append("no test split: every figure here is validation-only")
+    limited = [f"{split} (first {n} examples)" for split, n in limits.items() if n is not None]
+    if limited:
+        notes.append(f"a debug run: evaluated on part of {', '.join(limited)}")
+    for note in notes:
+        log.info("note: %s", note)
+    return notes
+
+
 def write_metrics(
     path: Path,
     metrics: dict[str, float],
@@ -161,6 +266,7 @@ def write_metrics(
     monitor: str,
     per_label_f1: dict[str, dict[str, float]],
     thresholds: list[float] | None,
+    notes: list[str] = (),
 ) -> None:
     record = {
         "monitor": monitor,
@@ -168,5 +274,7 @@ def write_metrics(
         "metrics": {k: float(v) for k, v in metrics.items()},
         "per_label_f1": per_label_f1,
         "thresholds": thresholds,
+        "tuned_on": "validation" if thresholds is not None else None,
+        "notes": list(notes),
     }
-    path.write_text(json.dumps(record, indent=2))
+    atomic_write_text(path, json.dumps(record, indent=2))

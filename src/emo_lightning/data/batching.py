@@ -7,7 +7,7 @@ from length-sorted mega-batches (random, but of near-equal lengths); evaluation 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
@@ -22,7 +22,10 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     DDP: every rank gets a disjoint shard of the same size (the permutation is padded by repeating its head
     when the dataset does not divide evenly), so all ranks step the same number of times.
-    Resuming: the order is a pure function of (seed, epoch); Lightning's `set_epoch` call restores it.
+    Epochs: `epoch_fn` (e.g. the trainer's current epoch) is read when an epoch's first batch is drawn, so the order
+    follows the run's epoch whoever created the iterator and when; without it, `set_epoch` sets the epoch.
+    Resuming: the order is a pure function of (seed, epoch); `resume_at(epoch, batches_done)` makes that epoch's
+    iteration skip the batches already trained on (len() stays the epoch's full length, as Lightning expects).
     """
 
     def __init__(
@@ -34,6 +37,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         num_replicas: int = 1,
         rank: int = 0,
         drop_last: bool = False,
+        epoch_fn: Callable[[], int] | None = None,
     ) -> None:
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside [0, {num_replicas})")
@@ -45,10 +49,16 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.drop_last = drop_last
         self.epoch = 0
+        self.epoch_fn = epoch_fn
         self.shard_size = -(-len(self.lengths) // num_replicas)  # ceil
+        self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """The next iteration over `epoch` starts after its first `batches_done` batches."""
+        self._resume = (epoch, batches_done)
 
     def _shard(self, generator: torch.Generator) -> list[int]:
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
@@ -56,6 +66,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         return padded[self.rank :: self.num_replicas]
 
     def _batches(self) -> list[list[int]]:
+        if self.epoch_fn is not None:
+            self.epoch = self.epoch_fn()
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         shard = self._shard(generator)
         batches = []
@@ -67,7 +79,13 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
+        # A generator: nothing is drawn until the first batch is asked for, when the epoch is known.
+        batches = self._batches()
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            skip = self._resume[1]
+        self._resume = None
+        yield from batches[skip:]
 
     def __len__(self) -> int:
         full, rest = divmod(self.shard_size, self.mega_batch_size)

@@ -68,6 +68,21 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.labeled: LabeledSplits | None = None
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.tokenized = None
+        self._resume_position: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training is in its data (saved in checkpoints): the epoch and how many of its batches were trained on.
+
+        Read from the trainer's own progress, not from the loader, which may have drawn batches ahead.
+        """
+        if self.trainer is None:
+            return {}
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        return {"epoch": self.trainer.current_epoch, "batches_done": done}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        if state_dict:
+            self._resume_position = (state_dict["epoch"], state_dict["batches_done"])
 
     @property
     def name(self) -> str:
@@ -129,10 +144,10 @@ class TextClassificationDataModule(L.LightningDataModule):
         on_gpu = self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
         return dataloader_workers(on_gpu)
 
-    def _loader(self, split: str, batch_sampler: Sampler | None = None, **kwargs) -> DataLoader:
+    def _loader(self, split: str, batch_sampler: Sampler | None = None, dataset=None, **kwargs) -> DataLoader:
         workers = self.workers()
         return DataLoader(
-            self.tokenized[split],
+            self.tokenized[split] if dataset is None else dataset,
             batch_sampler=batch_sampler,
             collate_fn=self.collate(),
             num_workers=workers,
@@ -152,12 +167,20 @@ class TextClassificationDataModule(L.LightningDataModule):
             seed=self.seed,
             num_replicas=world_size,
             rank=rank,
+            epoch_fn=(lambda: self.trainer.current_epoch) if self.trainer else None,
         )
+        if self._resume_position is not None:  # a resumed run continues mid-epoch where its checkpoint was saved
+            sampler.resume_at(*self._resume_position)
+            self._resume_position = None
         return self._loader("train", sampler)
 
-    def eval_dataloader(self, split: str) -> DataLoader:
-        """Every example of `split` once, in length-sorted batches (little padding)."""
-        return self._loader(split, SortedBatchSampler(self.lengths(split), self.eval_batch_size))
+    def eval_dataloader(self, split: str, limit: int | None = None) -> DataLoader:
+        """Every example of `split` once (or its first `limit` examples), in length-sorted batches (little padding)."""
+        dataset = self.tokenized[split]
+        if limit is not None and limit < len(dataset):
+            dataset = dataset.select(range(limit))
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+        return self._loader(split, SortedBatchSampler(lengths, self.eval_batch_size), dataset=dataset)
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader("validation")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets import ClassLabel, DatasetDict, Features, List, Value
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
+from emo_lightning.data import labels
 from emo_lightning.data.datamodule import TextClassificationDataModule
 from emo_lightning.data.encoding import LABELS, TEXT, LabeledSplits, multi_hot
-from emo_lightning.data.tables import read_tables
+from emo_lightning.data.tables import csv_delimiter, read_tables
 from emo_lightning.utils.errors import ConfigError
 
 
@@ -17,17 +19,25 @@ class FilesDataModule(TextClassificationDataModule):
 
     Labels come in one of three forms:
       - `label_column` of class names or ids (single-label), or of lists of them (multi-label),
-        or of strings joined by `label_separator` (multi-label, e.g. "joy,love");
+        or of strings joined by `label_separator` (multi-label, e.g. "joy,love"; an empty cell is a row
+        without labels);
       - `label_columns`: several 0/1 columns, one per label (multi-label; the column names are the labels).
-    Label names are read from the data: the ClassLabel feature if the file has one, else the sorted set of
-    values seen in the training file.
+        A cell is 1/0, 1.0/0.0, true/false or yes/no; anything else is an error.
+    Label names are read from the data: `label_names` for ids 0..k-1, else the ClassLabel feature if the file
+    has one, else the sorted set of values seen in the training file. Every bad row is a one-line ConfigError
+    raised before tokenization.
 
     Args:
-        train_file / validation_file / test_file: paths; without a validation file, `validation_fraction`
-            of train is held out with `seed` (stratified for single-label data); `seed` also orders training.
+        train_file / validation_file / test_file: paths. Without a test file, `test_fraction` of train is held
+            out as the test split (0: no test split); without a validation file, `validation_fraction` of train
+            is held out as the validation split. Both fractions are of the train file's rows, the held-out splits
+            never overlap, and both are drawn with `seed` (stratified for single-label data where every class
+            has enough rows); `seed` also orders training.
         text_column: the column holding the text.
-        delimiter: field separator for CSV/TSV/TXT (the seeds' emotion files use ";").
+        label_names: names of the label ids 0..k-1 when the label column holds ids.
+        delimiter: field separator for CSV/TSV/TXT (the seeds' emotion files use ";"; `\\t` is a tab).
         column_names: names for the columns of a header-less CSV/TXT file.
+        encoding: text encoding of CSV/TSV/TXT/JSON/JSONL files (e.g. latin-1).
     """
 
     def __init__(
@@ -39,116 +49,210 @@ class FilesDataModule(TextClassificationDataModule):
         label_column: str | None = None,
         label_columns: list[str] | None = None,
         label_separator: str | None = None,
+        label_names: list[str] | None = None,
         delimiter: str | None = None,
         column_names: list[str] | None = None,
+        encoding: str = "utf-8",
         validation_fraction: float = 0.1,
+        test_fraction: float = 0.1,
         seed: int = 42,
         **kwargs,
     ) -> None:
         super().__init__(seed=seed, **kwargs)
         if (label_column is None) == (label_columns is None):
             raise ConfigError("data=files needs exactly one of data.label_column or data.label_columns")
-        if not 0 < validation_fraction < 1:
-            raise ConfigError(f"data.validation_fraction={validation_fraction} must be between 0 and 1")
+        check_fractions(validation_fraction, test_fraction)
+        if label_names is not None:
+            check_label_names(list(label_names), bool(label_columns))
         self.files = {"train": train_file, "validation": validation_file, "test": test_file}
         self.files = {split: str(Path(f).expanduser()) for split, f in self.files.items() if f}
         self.text_column = text_column
         self.label_column = label_column
         self.label_columns = list(label_columns) if label_columns else None
         self.label_separator = label_separator
+        self.id_names = list(label_names) if label_names is not None else None
         self.delimiter = delimiter
         self.column_names = list(column_names) if column_names else None
+        self.encoding = encoding
         self.validation_fraction = validation_fraction
+        self.test_fraction = test_fraction
 
     @property
     def name(self) -> str:
         return Path(self.files["train"]).name
 
     def load_splits(self) -> LabeledSplits:
-        raw = self._read_files()
+        raw = read_tables(self.files, self.delimiter, self.column_names, encoding=self.encoding)
         self._check_columns(raw)
-        names, multi_label = self._label_names(raw["train"])
-        splits = DatasetDict({s: self._encode(d, s, names, multi_label) for s, d in raw.items()})
-        if "validation" not in splits:
-            splits = self._hold_out_validation(splits, multi_label)
-        return LabeledSplits(splits, names, multi_label)
+        if self.column_names:
+            self._check_header_rows(raw)
+        texts = {split: self._texts(ds, split) for split, ds in raw.items()}
+        rows = {split: self._row_labels(ds, split) for split, ds in raw.items()}
+        names, rows = self._names(raw["train"], rows)
+        labels.check_two_labels(rows["train"], self.files["train"])
+        for split in [s for s in rows if s != "train"]:
+            labels.check_known(rows[split], names, self.files[split])
+        multi_label = self._multi_label(raw["train"])
+        splits = DatasetDict({s: encode(texts[s], rows[s], names, multi_label) for s in raw})
+        return LabeledSplits(self._hold_out(splits, multi_label), names, multi_label)
 
-    def _read_files(self) -> DatasetDict:
-        return read_tables(self.files, self.delimiter, self.column_names)
+    def _multi_label(self, train: Dataset) -> bool:
+        is_list = not self.label_columns and isinstance(train.features[self.label_column], List)
+        return bool(self.label_columns or self.label_separator or is_list)
 
     def _check_columns(self, raw: DatasetDict) -> None:
-        wanted = [self.text_column] + (self.label_columns or [self.label_column])
+        wanted = {self.text_column: "set data.text_column={!r}"}
+        if self.label_columns:
+            wanted |= {column: "use {!r} in data.label_columns" for column in self.label_columns}
+        else:
+            wanted[self.label_column] = "set data.label_column={!r}"
         for split, ds in raw.items():
-            missing = [c for c in wanted if c not in ds.column_names]
-            if missing:
+            missing = next((c for c in wanted if c not in ds.column_names), None)
+            if missing is None:
+                continue
+            near = next((c for c in ds.column_names if c.strip().lower() == missing.strip().lower()), None)
+            if near is not None:
+                why = "has spaces" if near.strip() != near else "differs in case"
                 raise ConfigError(
-                    f"{self.files[split]} has no column {missing[0]!r} (columns: {', '.join(ds.column_names)}): "
-                    "set data.text_column / data.label_column(s)"
+                    f"{self.files[split]} has no column {missing!r}; column {near!r} {why}: "
+                    f"rename it or {wanted[missing].format(near)}"
+                )
+            raise ConfigError(
+                f"{self.files[split]} has no column {missing!r} (columns: {', '.join(ds.column_names)}): "
+                "set data.text_column / data.label_column(s)"
+            )
+
+    def _check_header_rows(self, raw: DatasetDict) -> None:
+        """Refuse a file given `column_names` whose row 1 looks like its own header: its values are the column
+        names (in any case), or (single-label) they are single words and its label occurs in no other row of any
+        file while the file has ≥ 3 rows."""
+        single = self.label_column and not self.label_separator
+        label_cells = {split: column_values(ds, self.label_column) for split, ds in raw.items()} if single else {}
+        later = {labels.label_text(v) for cells in label_cells.values() for v in cells[1:] if not labels.is_missing(v)}
+        delimiter = csv_delimiter(Path(self.files["train"]).suffix.lower(), self.delimiter, "data.delimiter")
+        for split, ds in raw.items():
+            first = [ds[0][c] for c in self.column_names]
+            words = [v.strip().lower() if isinstance(v, str) else None for v in first]
+            names_it = words == [c.strip().lower() for c in self.column_names]
+            cells = label_cells.get(split, [])
+            lone = len(cells) >= 3 and all(w and len(w.split()) == 1 for w in words)
+            if names_it or (lone and labels.label_text(cells[0]) not in later):
+                shown = delimiter.join("" if v is None else str(v) for v in first)
+                raise ConfigError(
+                    f"{self.files[split]} row 1 looks like a header ({shown}): "
+                    "drop data.column_names, the file names its columns"
                 )
 
-    def _label_names(self, train) -> tuple[list[str], bool]:
+    def _texts(self, ds: Dataset, split: str) -> list[str]:
+        texts = column_values(ds, self.text_column)
+        for row, text in enumerate(texts, 1):
+            if labels.is_missing(text):
+                raise ConfigError(
+                    f"{self.files[split]} row {row} has no text in column {self.text_column!r}: fill it in or drop it"
+                )
+            if not isinstance(text, str):
+                raise ConfigError(
+                    f"{self.files[split]} row {row} has the {type(text).__name__} {text!r} in column "
+                    f"{self.text_column!r}, not a string: make every text a string"
+                )
+        return texts
+
+    def _row_labels(self, ds: Dataset, split: str) -> list[list[str]]:
         if self.label_columns:
-            return list(self.label_columns), True
+            return labels.flag_rows({c: column_values(ds, c) for c in self.label_columns}, self.files[split])
+        feature = ds.features[self.label_column]
+        values = column_values(ds, self.label_column)
+        return labels.column_rows(values, feature, self.label_separator, self.files[split], self.label_column)
+
+    def _names(self, train: Dataset, rows: dict[str, list[list[str]]]) -> tuple[list[str], dict]:
+        """The label names, and `rows` in terms of them (ids replaced by `label_names`)."""
+        if self.label_columns:
+            return list(self.label_columns), rows
         feature = train.features[self.label_column]
         inner = feature.feature if isinstance(feature, List) else feature
         if isinstance(inner, ClassLabel):
-            return list(inner.names), isinstance(feature, List)
-        values = self._values_of(train[self.label_column], isinstance(feature, List))
-        seen = {str(v) for row in values for v in row}
-        numeric_first = sorted(seen, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
-        return numeric_first, isinstance(feature, List) or bool(self.label_separator)
+            if self.id_names is not None:
+                raise ConfigError(
+                    f"{self.files['train']} column {self.label_column!r} names its labels already "
+                    f"({', '.join(inner.names)}): drop data.label_names"
+                )
+            return list(inner.names), rows
+        if self.id_names is not None:
+            named = {split: labels.name_ids(r, self.id_names, self.files[split]) for split, r in rows.items()}
+            return list(self.id_names), named
+        for split, split_rows in rows.items():
+            labels.check_one_kind(split_rows, self.files[split])
+        if not self._multi_label(train):
+            labels.check_not_joined({self.files[split]: r for split, r in rows.items()})
+        return labels.sorted_names(rows["train"]), rows
 
-    def _values_of(self, column, is_list: bool) -> list[list]:
-        """Each row's labels as a list, whatever form the column has."""
-        if is_list:
-            return [list(row) for row in column]
-        if self.label_separator:
-            return [[v.strip() for v in str(row).split(self.label_separator) if v.strip()] for row in column]
-        return [[row] for row in column]
-
-    def _encode(self, ds, split: str, names: list[str], multi_label: bool):
-        """Map a raw split to `text` + `labels` (class id, or multi-hot floats)."""
-        index = {name: i for i, name in enumerate(names)}
-        texts = list(ds[self.text_column])
-        for row, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise ConfigError(f"{self.files[split]} row {row + 1} has no text in column {self.text_column!r}")
-        if self.label_columns:
-            rows = [[index[c] for c in self.label_columns if r[c] not in (0, False, None, "0")] for r in ds]
-        else:
-            feature = ds.features[self.label_column]
-            column = ds[self.label_column]
-            inner = feature.feature if isinstance(feature, List) else feature
-            values = self._values_of(column, isinstance(feature, List))
-            if isinstance(inner, ClassLabel):
-                values = [[inner.int2str(v) for v in row] for row in values]
-            rows = []
-            for row_number, row in enumerate(values):
-                unknown = [str(v) for v in row if str(v) not in index]
-                if unknown:
-                    raise ConfigError(
-                        f"{self.files[split]} row {row_number + 1} has label {unknown[0]!r}, which the training file "
-                        f"never uses (labels: {', '.join(names)}): fix the label or add training examples of it"
-                    )
-                rows.append([index[str(v)] for v in row])
-        if multi_label:
-            labels, label_feature = [multi_hot(r, len(names)) for r in rows], List(Value("float32"))
-        else:
-            if any(len(r) != 1 for r in rows):
-                raise ConfigError(f"{self.files[split]}: single-label data needs exactly one label per row")
-            labels, label_feature = [r[0] for r in rows], ClassLabel(names=names)
-        features = Features({TEXT: Value("string"), LABELS: label_feature})
-        return type(ds).from_dict({TEXT: texts, LABELS: labels}, features=features)
-
-    def _hold_out_validation(self, splits: DatasetDict, multi_label: bool) -> DatasetDict:
-        train = splits["train"]
-        try:
-            parts = train.train_test_split(
-                test_size=self.validation_fraction,
-                seed=self.seed,
-                stratify_by_column=None if multi_label else LABELS,
+    def _hold_out(self, splits: DatasetDict, multi_label: bool) -> DatasetDict:
+        """Carve the missing test, then validation split out of train: disjoint, seeded, stratified if it can be."""
+        fractions = {"test": self.test_fraction, "validation": self.validation_fraction}
+        count = len(splits["train"])
+        sizes = {s: max(1, round(f * count)) for s, f in fractions.items() if s not in splits and f > 0}
+        if sizes and sum(sizes.values()) >= count:
+            raise ConfigError(
+                f"{self.files['train']} has {count} rows, too few to hold out {' and '.join(sizes)} rows: "
+                f"add rows or give {' and '.join(f'data.{split}_file' for split in sizes)}"
             )
-        except ValueError:  # a class too rare to stratify
-            parts = train.train_test_split(test_size=self.validation_fraction, seed=self.seed)
-        splits["train"], splits["validation"] = parts["train"], parts["test"]
+        rng = np.random.default_rng(self.seed)
+        for split, size in sizes.items():
+            train = splits["train"]
+            picked = held_out_rows(len(train), size, rng, None if multi_label else column_values(train, LABELS))
+            splits[split], splits["train"] = train.select(picked), train.select(np.setdiff1d(range(len(train)), picked))
         return splits
+
+
+def column_values(ds: Dataset, column: str) -> list:
+    """A column's values as a list (at arrow speed: iterating a `datasets` column goes row by row)."""
+    return ds[column][:]
+
+
+def held_out_rows(count: int, size: int, rng: np.random.Generator, class_ids: list[int] | None = None) -> np.ndarray:
+    """`size` of `count` row indices drawn at random, sorted. With `class_ids`, stratified: each class gives its
+    share (largest remainders rounded up), unless a class is too rare (one row, or fewer rows than classes on
+    either side), where the draw is plain random as without."""
+    if class_ids is not None:
+        y = np.asarray(class_ids)
+        classes, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2 and len(classes) <= size <= count - len(classes):
+            share = size * counts / count
+            take = np.floor(share).astype(int)
+            take[np.argsort(take - share, kind="stable")[: size - take.sum()]] += 1
+            picked = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
+            return np.sort(np.concatenate(picked))
+    return np.sort(rng.permutation(count)[:size])
+
+
+def check_label_names(names: list[str], with_label_columns: bool) -> None:
+    if with_label_columns:
+        raise ConfigError("data.label_names names the ids in data.label_column: drop it (data.label_columns are names)")
+    if len(names) < 2:
+        raise ConfigError(f"data.label_names={names} has fewer than two names: give one name per label id 0..k-1")
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice is not None:
+        raise ConfigError(f"data.label_names has {twice!r} twice: give each label id its own name")
+
+
+def check_fractions(validation_fraction: float, test_fraction: float) -> None:
+    if not 0 < validation_fraction < 1:
+        raise ConfigError(f"data.validation_fraction={validation_fraction} must be between 0 and 1")
+    if not 0 <= test_fraction < 1:
+        raise ConfigError(f"data.test_fraction={test_fraction} must be in [0, 1): 0 holds out no test split")
+    if validation_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"data.validation_fraction={validation_fraction} + data.test_fraction={test_fraction} must stay below 1: "
+            "lower them, so that training keeps some rows"
+        )
+
+
+def encode(texts: list[str], rows: list[list[str]], names: list[str], multi_label: bool) -> Dataset:
+    """A split as `text` + `labels` (class id, or multi-hot floats)."""
+    index = {name: i for i, name in enumerate(names)}
+    ids = [[index[label] for label in row] for row in rows]
+    if multi_label:
+        values, feature = [multi_hot(r, len(names)) for r in ids], List(Value("float32"))
+    else:
+        values, feature = [r[0] for r in ids], ClassLabel(names=names)
+    return Dataset.from_dict({TEXT: texts, LABELS: values}, features=Features({TEXT: Value("string"), LABELS: feature}))

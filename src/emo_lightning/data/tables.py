@@ -1,7 +1,13 @@
-"""Tables of texts on disk: CSV / TSV / TXT / JSON / JSONL / parquet, read and written with the datasets library."""
+"""Tables of texts on disk: CSV / TSV / TXT / JSON / JSONL / parquet, read and written with the datasets library.
+
+Every problem with a file (missing, unreadable, empty, wrongly encoded, wrongly separated, malformed) is a one-line
+ConfigError that names the file and the config key to fix.
+"""
 
 from __future__ import annotations
 
+import codecs
+import json
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, load_dataset
@@ -17,6 +23,7 @@ BUILDERS = {
     ".parquet": "parquet",
 }
 DEFAULT_DELIMITER = {".csv": ",", ".tsv": "\t"}
+SEPARATORS = {";": "`;`", "\t": "tab", ",": "`,`", "|": "`|`"}  # what a one-column header may really be split by
 
 
 def table_suffix(files: dict[str, str]) -> str:
@@ -31,37 +38,149 @@ def table_suffix(files: dict[str, str]) -> str:
 
 
 def csv_delimiter(suffix: str, delimiter: str | None, key: str) -> str:
-    """The field separator of a CSV-like file: the one given, else the suffix's own (none for .txt)."""
+    """The field separator of a CSV-like file: the one given (`\\t` as typed on a command line is a tab), else the
+    suffix's own (none for .txt)."""
     delimiter = delimiter or DEFAULT_DELIMITER.get(suffix)
     if delimiter is None:
         raise ConfigError(f"{suffix} files need {key} (e.g. {key}=';')")
-    return delimiter
+    return "\t" if delimiter == r"\t" else delimiter
+
+
+def check_readable(key: str, path: str) -> None:
+    """Refuse a path that is not a plain, readable, non-empty file."""
+    file = Path(path)
+    if not file.exists():
+        raise ConfigError(f"{key}={path} does not exist: give the path of an existing file")
+    if not file.is_file():
+        kind = "a directory" if file.is_dir() else "not a regular file"
+        raise ConfigError(f"{key}={path} is {kind}: give the path of a file")
+    try:
+        with file.open("rb"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{key}={path} cannot be read ({err.strerror}): check its permissions") from err
+    if file.stat().st_size == 0:
+        raise no_rows(key, path)
+
+
+def no_rows(key: str, path: str) -> ConfigError:
+    return ConfigError(f"{key}={path} has no rows: add examples to it or give another file")
 
 
 def read_tables(
-    files: dict[str, str], delimiter: str | None = None, column_names: list[str] | None = None, keys: str = "data."
+    files: dict[str, str],
+    delimiter: str | None = None,
+    column_names: list[str] | None = None,
+    keys: str = "data.",
+    encoding: str = "utf-8",
 ) -> DatasetDict:
-    """Load each split's file (`{split: path}`) with the builder its suffix names.
+    """Load each split's file (`{split: path}`) with the builder its suffix names, decoded with `encoding`.
 
-    Every problem (a missing file, an unknown suffix, a parser error) is a one-line ConfigError naming the config
-    keys to fix; `keys` prefixes them (`data.` for training files, nothing for predict.py's `input_file`).
+    `keys` prefixes the config keys that messages name (`data.` for training files, nothing for predict.py's).
     """
     for split, path in files.items():
-        if not Path(path).is_file():
-            raise ConfigError(f"{keys}{split}_file={path} does not exist: give the path of an existing file")
+        check_readable(f"{keys}{split}_file", path)
     suffix = table_suffix({f"{keys}{split}_file": path for split, path in files.items()})
+    if column_names and BUILDERS[suffix] != "csv":
+        raise ConfigError(f"{keys}column_names is for header-less CSV / TSV / TXT files, not {suffix}: drop it")
     options = {}
     if BUILDERS[suffix] == "csv":
-        options = {"sep": csv_delimiter(suffix, delimiter, f"{keys}delimiter"), "column_names": column_names}
+        sep = csv_delimiter(suffix, delimiter, f"{keys}delimiter")
+        # texts and labels such as "None", "NA" or "null" stay strings; only an empty cell is missing
+        options = {"sep": sep, "column_names": column_names, "keep_default_na": False}
+    return load_tables(BUILDERS[suffix], files, options, keys, encoding)
+
+
+def read_lines(path: str, encoding: str = "utf-8") -> Dataset:
+    """predict.py's `input_file` of one text per line, as column `text`."""
+    check_readable("input_file", path)
+    return load_tables("text", {"input": path}, {}, "", encoding)["input"]
+
+
+def load_tables(builder: str, files: dict[str, str], options: dict, keys: str, encoding: str) -> DatasetDict:
+    """`load_dataset(builder, data_files=files)`; on failure, each file is examined for a problem to name."""
+    if builder != "parquet":
+        try:
+            codecs.lookup(encoding)
+        except LookupError as err:
+            raise ConfigError(f"{keys}encoding={encoding} is not an encoding: use e.g. utf-8 or latin-1") from err
+        options = {**options, "encoding": encoding}
+    has_header = builder == "csv" and options.get("column_names") is None
     try:
-        return load_dataset(BUILDERS[suffix], data_files=files, **options)
+        tables = load_dataset(builder, data_files=files, **options)
     except Exception as err:  # the datasets library wraps parser errors in several types
+        for split, path in files.items():
+            problem = file_problem(path, f"{keys}{split}_file", builder, has_header, options, keys)
+            if problem:
+                raise ConfigError(problem) from err
         cause = err.__cause__ or err
         first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise ConfigError(
-            f"could not read {next(iter(files.values()))} as {BUILDERS[suffix]} ({first_line}): "
+            f"could not read {next(iter(files.values()))} as {builder} ({first_line}): "
             f"check the file and {keys}delimiter / {keys}column_names"
         ) from err
+    for split, table in tables.items():
+        if len(table) == 0:
+            raise no_rows(f"{keys}{split}_file", files[split])
+        if has_header and len(table.column_names) == 1:
+            problem = separator_problem(files[split], table.column_names[0], options["sep"], keys)
+            if problem:
+                raise ConfigError(problem)
+    return tables
+
+
+def file_problem(path: str, key: str, builder: str, has_header: bool, options: dict, keys: str) -> str | None:
+    """What is wrong with a file the datasets library could not read, if it is one of the usual mistakes."""
+    if builder == "parquet":
+        return None
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode(options["encoding"])
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        return (
+            f"{path} is not valid {options['encoding']} (byte {data[err.start]:#04x} on line {line}): "
+            f"set {keys}encoding=latin-1, or the encoding the file was saved in"
+        )
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) <= has_header or (builder == "json" and text.strip() == "[]"):
+        return str(no_rows(key, path))
+    if builder == "json":
+        return json_problem(path, text)
+    return separator_problem(path, lines[0], options["sep"], keys) if has_header else None
+
+
+def separator_problem(path: str, header: str, delimiter: str, keys: str) -> str | None:
+    """A header that the delimiter does not split, but another common separator would."""
+    if delimiter in header:
+        return None
+    found = next((sep for sep in SEPARATORS if sep != delimiter and sep in header), None)
+    if found is None:
+        return None
+    return (
+        f"{path}: found 1 column {header!r}; the file looks {SEPARATORS[found]}-separated: "
+        f"set {keys}delimiter={found!r}"
+    )
+
+
+def json_problem(path: str, text: str) -> str | None:
+    """The first line of a JSON / JSON-lines file that does not parse (or holds no object)."""
+    try:
+        json.loads(text)
+        return None
+    except json.JSONDecodeError as err:
+        if text.lstrip().startswith("["):  # one JSON array
+            return f"{path} line {err.lineno} is not valid JSON ({err.msg}): fix that line"
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            return f"{path} line {number} is not valid JSON ({err.msg}): fix that line"
+        if not isinstance(row, dict):
+            return f"{path} line {number} is not valid JSON (a {type(row).__name__}, not an object): fix that line"
+    return None
 
 
 def write_table(table: Dataset, path: Path, delimiter: str | None = None, key: str = "output_file") -> None:

@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 
-from emo_lightning.data.tables import read_tables, table_suffix, write_table
+from emo_lightning.data.tables import BUILDERS, DEFAULT_DELIMITER, read_lines, read_tables, table_suffix, write_table
 from emo_lightning.inference.predictor import EmotionPredictor
 from emo_lightning.utils.errors import ConfigError
 
@@ -35,11 +35,29 @@ def is_line_file(input_file: Path, delimiter: str | None) -> bool:
     return input_file.suffix.lower() == ".txt" and delimiter is None
 
 
-def read_texts(input_file: Path, text_column: str, delimiter: str | None) -> Dataset:
+def output_delimiter(input_file: Path, output_file: Path, delimiter: str | None) -> str | None:
+    """The delimiter `output_file` is written with, checked before any prediction.
+
+    `delimiter` is the input's; it is the output's too for an output of the same suffix, or for an input that
+    has none (JSON, parquet). A .txt output has no default, so it needs one.
+    """
+    suffix = table_suffix({"output_file": str(output_file)})
+    input_is_csv = BUILDERS.get(input_file.suffix.lower()) == "csv"
+    chosen = delimiter if suffix == input_file.suffix.lower() or not input_is_csv else None
+    if BUILDERS[suffix] == "csv" and not (chosen or suffix in DEFAULT_DELIMITER):
+        alternative = "" if input_is_csv else " or set delimiter=';'"
+        raise ConfigError(
+            f"output_file={output_file} needs a delimiter (.txt files have none by default): "
+            f"use output_file={output_file.with_suffix('.csv')}{alternative}"
+        )
+    return chosen
+
+
+def read_texts(input_file: Path, text_column: str, delimiter: str | None, encoding: str = "utf-8") -> Dataset:
     """The input rows (a line file: one row per line, column `text`)."""
-    if is_line_file(input_file, delimiter) and input_file.is_file():
-        return load_dataset("text", data_files={"input": str(input_file)})["input"]
-    table = read_tables({"input": str(input_file)}, delimiter, keys="")["input"]
+    if is_line_file(input_file, delimiter):
+        return read_lines(str(input_file), encoding)
+    table = read_tables({"input": str(input_file)}, delimiter, keys="", encoding=encoding)["input"]
     if text_column not in table.column_names:
         raise ConfigError(
             f"{input_file} has no column {text_column!r} (columns: {', '.join(table.column_names)}): set text_column"
@@ -53,15 +71,16 @@ def predict_file(
     output_file: str | Path | None = None,
     text_column: str = "text",
     delimiter: str | None = None,
+    encoding: str = "utf-8",
 ) -> FilePredictions:
     """Write `input_file`'s rows plus `predicted` and `prob_<label>` columns to `output_file` (never overwritten)."""
     input_file = Path(input_file).expanduser()
     output_file = Path(output_file).expanduser() if output_file else default_output_file(input_file)
     if output_file.exists():
         raise ConfigError(f"output_file={output_file} exists: give another output_file (nothing is overwritten)")
-    table_suffix({"output_file": str(output_file)})  # a bad output name fails before any prediction
+    write_delimiter = output_delimiter(input_file, output_file, delimiter)  # a bad output fails before predicting
     text_column = "text" if is_line_file(input_file, delimiter) else text_column
-    table = read_texts(input_file, text_column, delimiter)
+    table = read_texts(input_file, text_column, delimiter, encoding)
     names = predictor.spec.label_names
     added = [PREDICTED] + [PROBABILITY + name for name in names]
     clash = next((column for column in added if column in table.column_names), None)
@@ -79,7 +98,7 @@ def predict_file(
         table = table.add_column(PROBABILITY + name, [row[name] for row in scores])
     output_file.parent.mkdir(parents=True, exist_ok=True)
     partial = output_file.with_name(f".{output_file.stem}.partial{output_file.suffix}")
-    write_table(table, partial, delimiter if output_file.suffix.lower() == input_file.suffix.lower() else None)
+    write_table(table, partial, write_delimiter)
     os.replace(partial, output_file)  # a failed write leaves no half-written output behind
     counts = Counter(label for p in predictions for label in p.labels)
     return FilePredictions(output_file, len(predictions), counts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -10,6 +11,25 @@ from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hub import not_found_hint, resolve_hub_path
 
 log = logging.getLogger(__name__)
+
+# Architectures that number positions from pad_token_id + 1 (RoBERTa's `create_position_ids_from_input_ids`), so
+# pad_token_id + 1 of their max_position_embeddings are never used by a token.
+PADDING_OFFSET_POSITIONS = {
+    "roberta",
+    "roberta-prelayernorm",
+    "xlm-roberta",
+    "xlm-roberta-xl",
+    "camembert",
+    "data2vec-text",
+    "xmod",
+    "mpnet",
+    "longformer",
+    "ibert",
+    "luke",
+    "esm",
+    "markuplm",
+    "lilt",
+}
 
 
 def load_backbone(
@@ -20,6 +40,7 @@ def load_backbone(
     model_dir: str | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
     attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
 ) -> PreTrainedModel:
     """Return the encoder (`AutoModel`) named by `pretrained_model_name_or_path`.
 
@@ -32,9 +53,11 @@ def load_backbone(
             already be a field of the model's config.
         tokenizer: with `pretrained=False`, the embedding table is sized to it.
         attn_implementation: `sdpa`, `eager`, …; None keeps transformers' choice (SDPA where the model has it).
+        trust_remote_code: run Python files that come with the checkpoint (`auto_map`); off: only
+            transformers' own architectures load.
     """
     overrides = dict(config_overrides or {})
-    config = _load_config(pretrained_model_name_or_path, model_type, pretrained, model_dir)
+    config = _load_config(pretrained_model_name_or_path, model_type, pretrained, model_dir, trust_remote_code)
     unknown = [k for k in overrides if not hasattr(config, k)]
     if unknown:
         raise ConfigError(
@@ -42,23 +65,29 @@ def load_backbone(
             "use one of its fields (e.g. hidden_dropout_prob, num_hidden_layers)"
         )
     config.update(overrides)
+    code = {"attn_implementation": attn_implementation, "trust_remote_code": trust_remote_code}
     if pretrained:
         path = resolve_hub_path(pretrained_model_name_or_path, model_dir)
-        model = AutoModel.from_pretrained(path, config=config, attn_implementation=attn_implementation)
+        try:
+            model = AutoModel.from_pretrained(path, config=config, **code)
+        except OSError as err:
+            raise _weights_error(pretrained_model_name_or_path, path, model_dir) from err
     else:
         if tokenizer is not None:
             config.vocab_size = len(tokenizer)
             config.pad_token_id = tokenizer.pad_token_id
-        model = AutoModel.from_config(config, attn_implementation=attn_implementation)
+        model = AutoModel.from_config(config, **code)
         log.info("random-init %s: %.1fM parameters", type(model).__name__, model.num_parameters() / 1e6)
     _freeze_unused_pooler(model)
     return model.train()  # from_pretrained returns eval mode; dropout must be on for fine-tuning
 
 
-def _load_config(name: str, model_type: str | None, pretrained: bool, model_dir: str | None) -> PretrainedConfig:
+def _load_config(
+    name: str, model_type: str | None, pretrained: bool, model_dir: str | None, trust_remote_code: bool
+) -> PretrainedConfig:
     path = resolve_hub_path(name, model_dir)
     try:
-        return AutoConfig.from_pretrained(path)
+        return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except OSError as err:
         if pretrained or model_type is None:
             hint = not_found_hint(name, model_dir, "paths.model_dir", "EMO_MODEL_DIR")
@@ -66,6 +95,49 @@ def _load_config(name: str, model_type: str | None, pretrained: bool, model_dir:
             raise ConfigError(f"model {hint}{suffix}") from err
         log.info("%s not reachable: building a default %s config (pretrained=false)", name, model_type)
         return AutoConfig.for_model(model_type)
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise ConfigError(
+                f"model {name} needs its own Python code to load (auto_map): read that code, then set "
+                "model.trust_remote_code=true, or use a model transformers knows"
+            ) from err
+        raise
+
+
+def _weights_error(name: str, path: str, model_dir: str | None) -> ConfigError:
+    if Path(path).is_dir():
+        return ConfigError(
+            f"model {path} has no weights (model.safetensors / pytorch_model.bin): point "
+            "model.pretrained_model_name_or_path at a folder with weights, or set model.pretrained=false"
+        )
+    return ConfigError(f"model weights of {not_found_hint(name, model_dir, 'paths.model_dir', 'EMO_MODEL_DIR')}")
+
+
+def position_limit(config: PretrainedConfig, pad_token_id: int | None = None) -> int | None:
+    """The most tokens (special tokens included) the model reads in one sequence; None where it has no such limit.
+
+    `max_position_embeddings`, less pad_token_id + 1 for RoBERTa-style models (their positions start after the
+    padding index); `pad_token_id` stands in where the config has none.
+    """
+    limit = getattr(config, "max_position_embeddings", None)
+    relative_only = getattr(config, "position_biased_input", True) is False  # DeBERTa-v2/v3
+    rotary = getattr(config, "position_embedding_type", None) == "rotary"  # ESM-2
+    if not isinstance(limit, int) or relative_only or rotary:
+        return None
+    if config.model_type in PADDING_OFFSET_POSITIONS:
+        pad = config.pad_token_id if config.pad_token_id is not None else pad_token_id
+        limit -= (pad or 0) + 1
+    return limit
+
+
+def check_max_length(
+    config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase, max_length: int, key: str = "data.max_length"
+) -> None:
+    """Refuse a `max_length` longer than the model can read (it would fail on the first long text, mid-training)."""
+    limit = position_limit(config, tokenizer.pad_token_id)
+    if limit is not None and max_length > limit:
+        name = config.name_or_path or config.model_type
+        raise ConfigError(f"{key}={max_length} is more tokens than model {name} reads ({limit}): set {key} ≤ {limit}")
 
 
 def _freeze_unused_pooler(model: PreTrainedModel) -> None:

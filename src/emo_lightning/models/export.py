@@ -4,37 +4,56 @@ model/
   config.json, model.safetensors   the encoder (`save_pretrained`), fp32
   tokenizer files                  `save_pretrained` of the tokenizer
   head.safetensors                 head weights, fp32
-  classifier.json                  head class + arguments, label names, problem type, thresholds, max_length
+  classifier.json                  head type + arguments, label names, problem type, thresholds, max_length
+
+Loading runs no code from the folder: the head is named by a key of `HEADS` (never an importable path), weights
+are safetensors, and transformers loads only its own architectures (trust_remote_code=False).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
-from hydra.utils import instantiate
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
+from emo_lightning.models.heads import LabelPromptHead, LinearHead, MLPHead
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.utils.errors import ConfigError
 
 CLASSIFIER_FILE = "classifier.json"
 HEAD_WEIGHTS = "head.safetensors"
+HEADS: dict[str, type[nn.Module]] = {"linear": LinearHead, "mlp": MLPHead, "label_prompt": LabelPromptHead}
+HEAD_NAMES = ", ".join(HEADS)
+# Folders written before the `type` key named the class by `_target_`: accepted for exactly these strings.
+HEAD_TARGETS = {f"{cls.__module__}.{cls.__qualname__}": key for key, cls in HEADS.items()}
+REEXPORT = "re-export the model with train.py"
 
 
 @dataclass
 class ClassifierSpec:
-    """What the logits mean and how to rebuild the head."""
+    """What the logits mean and how to rebuild the head.
+
+    `head` may be given as a training config (`_target_` of a `HEADS` class plus arguments); it is kept as
+    {"type": <HEADS key>, **arguments}.
+    """
 
     label_names: list[str]
     multi_label: bool
     threshold: float
     max_length: int
-    head: dict  # the head's `_target_` and arguments
+    head: dict  # {"type": "linear" | "mlp" | "label_prompt", **constructor arguments}
     thresholds: list[float] | None = None  # multi-label: one per label, tuned on validation; None: `threshold`
     at_least_one: bool = False  # multi-label: a text with no label above threshold gets its most probable one
+
+    def __post_init__(self) -> None:
+        self.head = head_record(self.head)
 
     def label_thresholds(self) -> list[float]:
         return list(self.thresholds) if self.thresholds else [self.threshold] * len(self.label_names)
@@ -44,6 +63,46 @@ class ClassifierSpec:
         return "multi_label_classification" if self.multi_label else "single_label_classification"
 
 
+def head_record(head: Mapping, source: Path | None = None) -> dict:
+    """{"type": key, **arguments} for a head given by `type` or by the `_target_` of a registered class.
+
+    Names are compared as strings (nothing is imported) and the arguments are bound against the class's signature.
+    `source`: the classifier.json the head comes from (for messages); None: the training config.
+    """
+    where, fix = (str(source), REEXPORT) if source else ("the head config", "use head=linear, mlp or label_prompt")
+    if not isinstance(head, Mapping):
+        raise ConfigError(f"{where} gives the head as {type(head).__name__}, not an object: {fix}")
+    args = dict(head)
+    key, target = args.pop("type", None), args.pop("_target_", None)
+    if key is None and isinstance(target, str) and target in HEAD_TARGETS:
+        key = HEAD_TARGETS[target]
+    if key is None and target is None:
+        raise ConfigError(f"{where} names no head type: {fix}")
+    if not isinstance(key, str) or key not in HEADS:
+        name = key if key is not None else target
+        raise ConfigError(f"{where} names head {name!r}, which is not one of {HEAD_NAMES}: {fix}")
+    signature = inspect.signature(HEADS[key])
+    try:
+        signature.bind(**args)
+    except TypeError as err:
+        fix = fix if source else f"{HEADS[key].__name__} takes {', '.join(signature.parameters)}"
+        raise ConfigError(f"{where} gives head {key} arguments it does not take ({err}): {fix}") from err
+    return {"type": key, **args}
+
+
+def build_head(head: Mapping, source: Path | None = None) -> nn.Module:
+    """The head module a `head_record` describes."""
+    record = head_record(head, source)
+    args = {k: v for k, v in record.items() if k != "type"}
+    try:
+        return HEADS[record["type"]](**args)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        where, fix = (str(source), REEXPORT) if source else ("the head config", "fix the head config")
+        raise ConfigError(f"{where} gives head {record['type']} bad arguments ({err}): {fix}") from err
+
+
 def save_model_dir(
     path: str | Path, network: EmotionNetwork, tokenizer: PreTrainedTokenizerBase, spec: ClassifierSpec
 ) -> Path:
@@ -51,6 +110,7 @@ def save_model_dir(
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists; the model folder is written only once per run")
+    record = {**asdict(spec), "head": head_record(spec.head), "problem_type": spec.problem_type}
     backbone = network.backbone
     backbone.config.id2label = dict(enumerate(spec.label_names))
     backbone.config.label2id = {name: i for i, name in enumerate(spec.label_names)}
@@ -60,21 +120,51 @@ def save_model_dir(
     tokenizer.save_pretrained(path)
     head = {k: v.detach().float().cpu().contiguous() for k, v in network.head.state_dict().items()}
     save_file(head, path / HEAD_WEIGHTS)
-    (path / CLASSIFIER_FILE).write_text(json.dumps({**asdict(spec), "problem_type": spec.problem_type}, indent=2))
+    (path / CLASSIFIER_FILE).write_text(json.dumps(record, indent=2))
     return path
 
 
-def load_model_dir(path: str | Path) -> tuple[EmotionNetwork, PreTrainedTokenizerBase, ClassifierSpec]:
-    """Rebuild the network, tokenizer and spec that `save_model_dir` wrote."""
-    path = Path(path)
+def read_spec(path: Path) -> ClassifierSpec:
+    """The ClassifierSpec in `path`/classifier.json; one-line ConfigError when it is missing or malformed."""
     spec_file = path / CLASSIFIER_FILE
     if not spec_file.is_file():
         raise ConfigError(f"{path} holds no {CLASSIFIER_FILE}: point at a run dir or its model/ folder")
-    fields = json.loads(spec_file.read_text())
-    fields.pop("problem_type", None)
-    spec = ClassifierSpec(**fields)
-    backbone = AutoModel.from_pretrained(path)
-    head = instantiate(spec.head)
-    head.load_state_dict(load_file(path / HEAD_WEIGHTS))
+    try:
+        record = json.loads(spec_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{spec_file} is not valid JSON ({err}): {REEXPORT}") from err
+    if not isinstance(record, dict):
+        raise ConfigError(f"{spec_file} holds {type(record).__name__}, not an object: {REEXPORT}")
+    record.pop("problem_type", None)
+    known = {f.name for f in fields(ClassifierSpec)}
+    required = {f.name for f in fields(ClassifierSpec) if f.default is MISSING and f.default_factory is MISSING}
+    missing, unknown = sorted(required - set(record)), sorted(set(record) - known)
+    if missing or unknown:
+        problem = f"lacks {', '.join(missing)}" if missing else f"has unknown fields {', '.join(unknown)}"
+        raise ConfigError(f"{spec_file} {problem}: {REEXPORT}")
+    record["head"] = head_record(record["head"], spec_file)
+    return ClassifierSpec(**record)
+
+
+def load_model_dir(path: str | Path) -> tuple[EmotionNetwork, PreTrainedTokenizerBase, ClassifierSpec]:
+    """Rebuild the network, tokenizer and spec that `save_model_dir` wrote, running no code from the folder."""
+    path = Path(path)
+    spec = read_spec(path)
+    head = build_head(spec.head, path / CLASSIFIER_FILE)
+    try:
+        head.load_state_dict(load_file(path / HEAD_WEIGHTS))
+    except (OSError, SafetensorError, RuntimeError) as err:
+        reason = str(err).splitlines()[0]
+        raise ConfigError(f"{path / HEAD_WEIGHTS} does not hold this head's weights ({reason}): {REEXPORT}") from err
+    try:
+        backbone = AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True)  # never a pickle
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except OSError as err:
+        raise ConfigError(f"{path} lacks encoder or tokenizer files ({str(err).splitlines()[0]}): {REEXPORT}") from err
+    except ValueError as err:
+        if "trust_remote_code" not in str(err):
+            raise
+        message = f"{path} needs its own Python code to load, which a model folder never runs: {REEXPORT}"
+        raise ConfigError(message) from err
     network = EmotionNetwork(backbone, head).eval()
-    return network, AutoTokenizer.from_pretrained(path), spec
+    return network, tokenizer, spec

@@ -156,6 +156,10 @@ class AsymmetricLoss(nn.Module):
         clip: float = 0.05,
     ) -> None:
         super().__init__()
+        if not multi_label:
+            raise ConfigError(
+                "loss=asl is for multi-label data, but this dataset is single-label: use loss=ce or loss=focal"
+            )
         if not 0.0 <= clip < 1.0 or gamma_neg < 0 or gamma_pos < 0:
             raise ConfigError("loss=asl needs 0 ≤ clip < 1 and gamma_neg, gamma_pos ≥ 0: e.g. clip=0.05 gamma_neg=4")
         self.gamma_neg, self.gamma_pos, self.clip = gamma_neg, gamma_pos, clip

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -17,6 +17,8 @@ from emo_lightning.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+HARDWARE_ENV = "EMO_HARDWARE"  # auto | amx | avx2: report this machine as that kind (tests of the other kind's paths)
+HARDWARE_KINDS = ("auto", "amx", "avx2")
 BF16_EMULATED_WARNING = (
     "{setting}: this CPU has no bf16 matrix units (no AMX, no AVX-512 BF16), so bf16 matmuls are emulated and "
     "run ~100× slower than fp32; use {fix}"
@@ -35,21 +37,39 @@ class Hardware:
 
     @classmethod
     def detect(cls) -> Hardware:
+        """What torch reports, unless `EMO_HARDWARE` says to report another machine kind (see `assumed`)."""
         cuda = torch.cuda.is_available()
-        return cls(
+        detected = cls(
             cuda=cuda,
             cuda_bf16=cuda and torch.cuda.is_bf16_supported(),
             cpu_isa=torch.backends.cpu.get_cpu_capability(),
             avx512_bf16=torch.cpu._is_avx512_bf16_supported(),
             amx=torch.cpu._is_amx_tile_supported(),
         )
+        return detected.assumed(os.environ.get(HARDWARE_ENV, "auto"))
+
+    def assumed(self, kind: str) -> Hardware:
+        """This machine as `kind` would report it: `auto` (as detected), `amx` (an AMX CPU, and a bf16 GPU where
+        there is a GPU: the bf16 choices) or `avx2` (no bf16 units anywhere: the fp32 / fp16 choices).
+
+        The switch lets one machine run the other kind's precision paths (bf16 is emulated, slow but correct, on a
+        CPU without AMX), so the test suite covers both kinds wherever it runs.
+        """
+        if kind not in HARDWARE_KINDS:
+            raise ConfigError(f"{HARDWARE_ENV}={kind} is not one of {', '.join(HARDWARE_KINDS)}: unset it or pick one")
+        if kind == "amx":
+            return replace(self, cuda_bf16=self.cuda, cpu_isa="AVX512", avx512_bf16=True, amx=True)
+        if kind == "avx2":
+            return replace(self, cuda_bf16=False, cpu_isa="AVX2", avx512_bf16=False, amx=False)
+        return self
 
     def summary(self) -> str:
+        kind = os.environ.get(HARDWARE_ENV, "auto")
+        assumed = f" (as {HARDWARE_ENV}={kind} reports it)" if kind != "auto" else ""
         if self.cuda:
-            return f"CUDA GPU, bf16 {'yes' if self.cuda_bf16 else 'no'}"
-        return (
-            f"CPU {self.cpu_isa}, AVX-512 BF16 {'yes' if self.avx512_bf16 else 'no'}, AMX {'yes' if self.amx else 'no'}"
-        )
+            return f"CUDA GPU, bf16 {'yes' if self.cuda_bf16 else 'no'}{assumed}"
+        units = f"AVX-512 BF16 {'yes' if self.avx512_bf16 else 'no'}, AMX {'yes' if self.amx else 'no'}"
+        return f"CPU {self.cpu_isa}, {units}{assumed}"
 
 
 def choose_precision(hw: Hardware, on_gpu: bool) -> tuple[str, str]:

@@ -1,0 +1,277 @@
+"""Runs that survive: killed with SIGKILL (once during a checkpoint save), resumed with `resume=`, they end where an
+uninterrupted run ends; SIGTERM saves and prints the resume command; W&B keeps its run id; SLURM requeues resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+
+CHECKPOINTS = "checkpoints"
+
+
+def fault_args(tiny_models, tiny_mirror, *extra: str) -> list[str]:
+    """A tiny deterministic run: 6 steps an epoch, 3 epochs, validation every 3 steps, last.ckpt every step."""
+    return [
+        f"model.pretrained_model_name_or_path={tiny_models['bert']}",
+        f"paths.data_dir={tiny_mirror}",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.precision=32-true",
+        "trainer.deterministic=true",
+        "trainer.max_epochs=3",
+        "trainer.val_check_interval=3",
+        "trainer.log_every_n_steps=1",
+        "data.batch_size=8",
+        "optimizer.lr=1e-3",
+        "callbacks.last_checkpoint.every_n_train_steps=1",
+        "callbacks.progress_bar.refresh_rate=0",
+        *extra,
+    ]
+
+
+def env() -> dict[str, str]:
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "offline"}
+    environment["WANDB_SILENT"] = "true"
+    return environment
+
+
+def start(args: list[str], cwd: Path, extra_env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env={**env(), **(extra_env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+def saved_step(run_dir: Path) -> int:
+    """The global step in the run's last.ckpt (-1 before the first save)."""
+    last = run_dir / CHECKPOINTS / "last.ckpt"
+    if not last.exists():
+        return -1
+    return torch.load(last, weights_only=True, map_location="cpu")["global_step"]
+
+
+def kill_after_step(process: subprocess.Popen, run_dir: Path, step: int, delay: float) -> None:
+    """SIGKILL once last.ckpt holds `step` or later, after `delay` seconds (somewhere inside the next steps)."""
+    last = run_dir / CHECKPOINTS / "last.ckpt"
+    deadline = time.monotonic() + 240
+    seen = -1
+    while time.monotonic() < deadline and process.poll() is None:
+        if last.exists():
+            try:
+                seen = saved_step(run_dir)
+            except Exception:  # read while being replaced: try again
+                seen = -1
+        if seen >= step:
+            time.sleep(delay)
+            break
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def kill_during_save(process: subprocess.Popen, run_dir: Path) -> bool:
+    """SIGKILL the moment a checkpoint's temporary file appears; True when the kill landed inside a save."""
+    folder = run_dir / CHECKPOINTS
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if folder.is_dir() and any(p.name.endswith(".partial") for p in folder.iterdir()):
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=60)
+            return any(p.name.endswith(".partial") for p in folder.iterdir())
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    return False
+
+
+def outcome(run_dir: Path) -> dict:
+    record = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        "step": saved_step(run_dir),
+        "metrics": record["metrics"],
+        "best": Path(record["checkpoint"]).name,
+        "best_folder": Path(record["checkpoint"]).parent,
+    }
+
+
+def assert_same_run(resumed: dict, reference: dict, run_dir: Path) -> None:
+    assert resumed["step"] == reference["step"] == 18
+    assert resumed["best"] == reference["best"] and resumed["best_folder"] == run_dir / CHECKPOINTS
+    assert resumed["metrics"].keys() == reference["metrics"].keys()
+    for key, value in reference["metrics"].items():
+        assert resumed["metrics"][key] == pytest.approx(value, abs=1e-6), key
+
+
+def reference_run(tmp_path: Path, args: list[str]) -> dict:
+    code, output = finish(start([*args, f"hydra.run.dir={tmp_path}/reference"], tmp_path))
+    assert code == 0, output[-3000:]
+    return outcome(tmp_path / "reference")
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, tiny_models, tiny_mirror):
+    args = fault_args(tiny_models, tiny_mirror)
+    reference = reference_run(tmp_path, args)
+    run_dir = tmp_path / "run"
+    kill_after_step(start([*args, f"hydra.run.dir={run_dir}"], tmp_path), run_dir, step=7, delay=0.02)
+    stopped_at = saved_step(run_dir)
+    assert 7 <= stopped_at < 18 and not (run_dir / "metrics.json").exists()
+    code, output = finish(start([f"resume={run_dir}"], tmp_path))
+    assert code == 0, output[-3000:]
+    assert f"resuming {run_dir} from {run_dir / CHECKPOINTS / 'last.ckpt'}" in output
+    assert_same_run(outcome(run_dir), reference, run_dir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference", "run"]  # no new run folder anywhere
+    assert (run_dir / ".hydra" / "resume-1" / "overrides.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_three_kills_one_during_a_save_then_the_same_result(tmp_path, tiny_models, tiny_mirror):
+    args = fault_args(tiny_models, tiny_mirror)
+    reference = reference_run(tmp_path, args)
+    run_dir = tmp_path / "run"
+    rng = random.Random(0)
+    kill_after_step(start([*args, f"hydra.run.dir={run_dir}"], tmp_path), run_dir, rng.randint(2, 5), rng.random() / 5)
+    first = saved_step(run_dir)
+    landed = False
+    for _ in range(5):  # a save of a tiny model takes milliseconds: try until a kill lands inside one
+        landed = kill_during_save(start([f"resume={run_dir}"], tmp_path), run_dir)
+        if landed:
+            break
+    assert landed, "no SIGKILL landed inside a checkpoint save"
+    second = saved_step(run_dir)  # the checkpoint that was being replaced is still whole
+    assert second >= first
+    kill_after_step(
+        start([f"resume={run_dir}"], tmp_path), run_dir, min(second + rng.randint(1, 4), 16), rng.random() / 5
+    )
+    code, output = finish(start([f"resume={run_dir}"], tmp_path))
+    assert code == 0, output[-3000:]
+    assert_same_run(outcome(run_dir), reference, run_dir)
+    assert not [p for p in (run_dir / CHECKPOINTS).iterdir() if p.name.endswith(".partial")]
+
+
+def test_sigterm_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, tiny_models, tiny_mirror):
+    run_dir = tmp_path / "run"
+    args = fault_args(
+        tiny_models, tiny_mirror, "trainer.max_epochs=50", "callbacks.last_checkpoint.every_n_train_steps=null"
+    )
+    process = start([*args, f"hydra.run.dir={run_dir}"], tmp_path)
+    deadline = time.monotonic() + 240
+    while not (run_dir / CHECKPOINTS / "last.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the first validation's save: training is under way
+    process.send_signal(signal.SIGTERM)
+    code, output = finish(process)
+    assert code == 128 + signal.SIGTERM, output[-3000:]
+    step = saved_step(run_dir)
+    assert 3 <= step < 300
+    last_line = [line for line in output.splitlines() if line.strip()][-1]
+    assert last_line.endswith(
+        f"stopped by SIGTERM at step {step}; checkpoint {run_dir / CHECKPOINTS / 'last.ckpt'}: "
+        f"continue with `python train.py resume={run_dir}`"
+    )
+    assert "Traceback" not in output and not (run_dir / "metrics.json").exists()
+
+
+def test_resumed_wandb_run_keeps_its_run_id(tmp_path, tiny_models, tiny_mirror):
+    run_dir = tmp_path / "run"
+    args = fault_args(tiny_models, tiny_mirror, "logger=wandb", "trainer.max_epochs=1")
+    code, output = finish(start([*args, f"hydra.run.dir={run_dir}"], tmp_path))
+    assert code == 0, output[-3000:]
+    first = [p.name for p in (run_dir / "wandb").glob("offline-run-*")]
+    code, output = finish(start([f"resume={run_dir}", "trainer.max_epochs=2"], tmp_path))
+    assert code == 0, output[-3000:]
+    runs = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
+    assert len(first) == 1 and len(runs) == 2
+    assert {name.rsplit("-", 1)[-1] for name in runs} == {first[0].rsplit("-", 1)[-1]}  # one W&B run, continued
+    assert saved_step(run_dir) == 12
+
+
+def test_resume_refuses_overrides_that_change_the_experiment(tmp_path, tiny_models, tiny_mirror):
+    run_dir = tmp_path / "run"
+    code, output = finish(
+        start([*fault_args(tiny_models, tiny_mirror), "debug=fdr", f"hydra.run.dir={run_dir}"], tmp_path)
+    )
+    assert code == 0, output[-3000:]
+    code, output = finish(start([f"resume={run_dir}", "data.batch_size=16"], tmp_path))
+    assert code == 2
+    assert output.strip().splitlines()[-1] == (
+        "error: resume= continues the run as it was, and data.batch_size=16 would change it: start a new run for "
+        "that (resume= takes only trainer.max_epochs, trainer.max_steps, trainer.max_time and other overrides that "
+        "extend or observe a run)"
+    )
+
+
+def test_slurm_requeue_resumes_by_itself(tmp_path, tiny_models, tiny_mirror):
+    """SIGUSR1 under SLURM: Lightning saves hpc_ckpt and calls `scontrol requeue`; the requeued job (same job id,
+    SLURM_RESTART_COUNT=1, same command) finds its run folder and continues it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"  # stands in for SLURM's own command: records the requeue it was asked for
+    scontrol.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/requeued\n')
+    scontrol.chmod(0o755)
+    slurm = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "train",
+        "SLURM_NTASKS": "1",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "SLURM_NNODES": "1",
+    }
+    args = fault_args(tiny_models, tiny_mirror, "callbacks.last_checkpoint.every_n_train_steps=null")
+    process = start(args, tmp_path, slurm)
+    deadline = time.monotonic() + 240
+    while not list(tmp_path.glob("outputs/runs/*_slurm-4242/checkpoints/last.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGUSR1)
+    while not (tmp_path / "requeued").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)  # what SLURM does to the job it requeued
+    process.wait(timeout=60)
+    assert (tmp_path / "requeued").read_text().split() == ["requeue", "4242"]
+    (run_dir,) = tmp_path.glob("outputs/runs/*_slurm-4242")
+    assert list(run_dir.glob("hpc_ckpt_*.ckpt"))
+    code, output = finish(start(args, tmp_path, {**slurm, "SLURM_RESTART_COUNT": "1"}))
+    assert code == 0, output[-3000:]
+    assert f"resuming {run_dir}" in output
+    assert list(tmp_path.glob("outputs/runs/*")) == [run_dir] and saved_step(run_dir) == 18
+    assert (run_dir / "metrics.json").exists()
+
+
+def test_non_finite_loss_stops_in_one_line_and_keeps_the_last_good_checkpoint(tmp_path, tiny_models, tiny_mirror):
+    run_dir = tmp_path / "run"
+    # A rate of 1 with weight decay 1000 multiplies every weight by -999 a step: the loss overflows within an epoch.
+    args = fault_args(tiny_models, tiny_mirror, "optimizer.lr=1.0", "optimizer.weight_decay=1000")
+    code, output = finish(
+        start([*args, "callbacks.last_checkpoint.every_n_train_steps=2", f"hydra.run.dir={run_dir}"], tmp_path)
+    )
+    assert code == 1, output[-3000:]
+    kept = saved_step(run_dir)
+    last_line = [line for line in output.splitlines() if line.strip()][-1]
+    assert re.search(
+        r"error: the training loss is (nan|inf|-inf) at step (\d+) \(epoch 0\): lower optimizer.lr or check the data; "
+        rf"the last good checkpoint is kept \({re.escape(str(run_dir / CHECKPOINTS / 'last.ckpt'))}, step {kept}\)$",
+        last_line,
+    ), last_line
+    stopped = int(re.search(r"at step (\d+)", last_line).group(1))
+    assert 0 < kept < stopped and "Traceback" not in output and not (run_dir / "metrics.json").exists()

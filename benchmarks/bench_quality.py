@@ -64,11 +64,14 @@ def commit_id() -> str:
 
 
 def train_one(dataset: str, seed: int, run_dir: Path, extra: list[str]) -> dict:
-    """Train one preset/seed in its own process (or reuse its finished run dir): metrics.json plus wall time."""
+    """Train one preset/seed in its own process (or reuse its finished run dir, or continue its interrupted one from
+    its last checkpoint): metrics.json plus wall time."""
     metrics_file = run_dir / "metrics.json"
     if not metrics_file.exists():
         cmd = [sys.executable, str(ROOT / "train.py"), f"experiment={dataset}_minilm", f"seed={seed}", "logger=csv"]
         cmd += [f"hydra.run.dir={run_dir}", *extra]
+        if (run_dir / ".hydra" / "overrides.yaml").exists():  # started before and stopped: continue it
+            cmd = [sys.executable, str(ROOT / "train.py"), f"resume={run_dir}"]
         start = time.perf_counter()
         subprocess.run(cmd, cwd=ROOT, check=True)
         (run_dir / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}")

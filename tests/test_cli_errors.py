@@ -203,12 +203,70 @@ CASES = [
         f"use trainer.devices={CPUS} or fewer",
     ),
     ("gpu", ["trainer.accelerator=gpu", "trainer.devices=99"], TOO_MANY_GPUS if GPUS else NO_GPU),
+    # the user's files (written by `bad_files` below), and combinations only the data reveals
+    (
+        "semicolon-file-read-as-csv",
+        ["data=files", "data.train_file=semi.csv", "data.label_column=label"],
+        "semi.csv: found 1 column 'text;label'; the file looks `;`-separated: set data.delimiter=';'",
+    ),
+    (
+        "latin-1-file",
+        ["data=files", "data.train_file=latin1.csv", "data.label_column=label"],
+        "latin1.csv is not valid utf-8 (byte 0xe9 on line 2): set data.encoding=latin-1, or the encoding the file "
+        "was saved in",
+    ),
+    (
+        "malformed-jsonl-line",
+        ["data=files", "data.train_file=bad.jsonl", "data.label_column=label"],
+        "bad.jsonl line 2 is not valid JSON (Expecting property name enclosed in double quotes): fix that line",
+    ),
+    (
+        "empty-label",
+        ["data=files", "data.train_file=empty_label.csv", "data.label_column=label"],
+        "empty_label.csv row 2 has no label in column 'label': fill it in or drop the row",
+    ),
+    (
+        "one-class",
+        ["data=files", "data.train_file=one_class.csv", "data.label_column=label"],
+        "one_class.csv has examples of only one label ('joy'): a classifier needs examples of at least two labels",
+    ),
+    (
+        "asl-on-single-label-data",
+        ["loss=asl"],
+        "loss=asl is for multi-label data, but this dataset is single-label: use loss=ce or loss=focal",
+    ),
+    (
+        "maximizing-a-loss",
+        ["callbacks.model_checkpoint.monitor=val/loss", "callbacks.model_checkpoint.mode=max"],
+        "ModelCheckpoint monitors val/loss with mode=max, which would keep the worst model: use mode=min (or leave "
+        "mode null to follow the metric)",
+    ),
+    (
+        "missing-checkpoint",
+        ["ckpt_path=nope.ckpt"],
+        "ckpt_path=nope.ckpt does not exist: give a .ckpt file, or resume=<run dir>",
+    ),
+    (
+        "resume-not-a-folder",
+        ["resume=nope"],
+        "resume={tmp}/nope does not exist: give a training run's folder (outputs/runs/<time>)",
+    ),
 ]
 
 
 def last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def write_bad_files(folder) -> None:
+    """The user files the data cases read, each wrong in one way."""
+    rows = ["i am so happy,joy", "i feel sad,sadness", "so angry,anger"] * 4
+    (folder / "semi.csv").write_text("text;label\n" + "\n".join(r.replace(",", ";") for r in rows) + "\n")
+    (folder / "latin1.csv").write_bytes(("text,label\ncaf\u00e9 time,joy\n" + "\n".join(rows) + "\n").encode("latin-1"))
+    (folder / "bad.jsonl").write_text('{"text": "so happy", "label": "joy"}\n{text: "sad", "label": "sadness"}\n')
+    (folder / "empty_label.csv").write_text("text,label\nso happy,joy\nso sad,\n" + "\n".join(rows) + "\n")
+    (folder / "one_class.csv").write_text("text,label\n" + "\n".join(f"happy {i},joy" for i in range(12)) + "\n")
 
 
 def assert_refused(code, stderr: str, message: str, run_dir) -> None:
@@ -227,9 +285,11 @@ def test_bad_input_is_one_line_and_exit_2(overrides, message, tmp_path, tiny_mod
     monkeypatch.setattr(sys, "argv", [str(ROOT / "train.py"), *args])
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
     monkeypatch.chdir(tmp_path)
+    write_bad_files(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
     assert not GlobalHydra.instance().is_initialized()  # Hydra cleared itself: the next case starts fresh
+    message = message.replace("{tmp}", str(tmp_path))
     assert_refused(exit_info.value.code, capfd.readouterr().err, message, tmp_path / "run")
 
 

@@ -172,3 +172,28 @@ def test_warm_start_from_a_finished_runs_model_folder(tiny_cfg, tmp_path):
     for name, value in module.network.backbone.state_dict().items():
         assert torch.equal(value, trained[name]), name
     assert module.network.head.classifier.out_features == 6  # a new head for the new labels
+
+
+def test_debug_runs_evaluate_only_what_their_trainer_reads(tiny_cfg, tmp_path):
+    """debug=fdr: one batch of each split, also in the final evaluation, and metrics.json says so."""
+    cfg = tiny_cfg("data=go_emotions", "debug=fdr", "logger=none", "data.eval_batch_size=4")
+    train(cfg)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["notes"] == [
+        "val/*_tuned are scored on the split the thresholds were tuned on (optimistic); test/*_tuned are not",
+        "a debug run: evaluated on part of validation (first 4 examples), test (first 4 examples)",
+    ]
+    assert record["tuned_on"] == "validation"
+    rows = load_dataset("csv", data_files=str(tmp_path / "predictions" / "val.csv"), split="train")
+    assert len(rows) == 4
+
+
+def test_a_loss_monitor_keeps_the_lowest(tiny_cfg, tmp_path):
+    """monitor=val/loss with mode left null: the best checkpoint is the one with the lowest validation loss."""
+    cfg = tiny_cfg("logger=csv", "trainer.max_epochs=3", "callbacks.model_checkpoint.monitor=val/loss")
+    train(cfg)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["monitor"] == "val/loss"
+    rows = load_dataset("csv", data_files=str(next((tmp_path / "csv").rglob("metrics.csv"))), split="train")
+    losses = [row["val/loss"] for row in rows if row["val/loss"] is not None][:3]  # the three fit validations
+    assert record["metrics"]["val/loss"] == pytest.approx(min(losses), abs=1e-5)

@@ -139,11 +139,9 @@ class LastCheckpoint(Checkpoint):
                 f"lower optimizer.lr or check the data{self._kept()}",
                 step=trainer.global_step,
             )
-        if self._requeue_requested:  # SLURM's warning signal, handled here at a step boundary by Lightning's requeue
-            self._requeue_requested = False
-            self._previous_handlers[REQUEUE_SIGNAL](REQUEUE_SIGNAL, None)
-        if self._signal is not None:
-            self._stop(trainer)
+        if validation_follows(trainer):
+            return  # a checkpoint now would make a resumed run skip that validation: save at its end instead
+        self._act_on_signals(trainer)
         due_by_steps = self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0
         due_by_time = self.every_n_minutes and time.monotonic() - self._last_save >= 60 * self.every_n_minutes
         if due_by_steps or due_by_time:
@@ -153,8 +151,7 @@ class LastCheckpoint(Checkpoint):
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         self.save(trainer)  # after ModelCheckpoint (Lightning runs checkpoint callbacks last, in order): best is in
-        if self._signal is not None:
-            self._stop(trainer)
+        self._act_on_signals(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
@@ -162,6 +159,13 @@ class LastCheckpoint(Checkpoint):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore_signal_handlers()
+
+    def _act_on_signals(self, trainer: L.Trainer) -> None:
+        if self._requeue_requested:  # SLURM's warning signal: Lightning's requeue, here at a step boundary
+            self._requeue_requested = False
+            self._previous_handlers[REQUEUE_SIGNAL](REQUEUE_SIGNAL, None)
+        if self._signal is not None:
+            self._stop(trainer)
 
     def save(self, trainer: L.Trainer) -> None:
         if trainer.global_step == self._saved_step and self.path.exists():
@@ -209,6 +213,13 @@ class LastCheckpoint(Checkpoint):
             trainer.global_step,
             self._signal,
         )
+
+
+def validation_follows(trainer: L.Trainer) -> bool:
+    """Whether Lightning validates right after this training batch (its own rule; a resumed run would skip a
+    validation that was due when its checkpoint was saved)."""
+    epoch_loop = trainer.fit_loop.epoch_loop
+    return bool(epoch_loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
 
 
 def newest_checkpoint(folder: Path) -> Path | None:

@@ -22,7 +22,7 @@ from emo_lightning.models.heads import LabelPromptHead, label_prompt
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.resume import wandb_run_id
 from emo_lightning.split_predictions import write_split_predictions
-from emo_lightning.utils.atomic import atomic_dir, atomic_write_text
+from emo_lightning.utils.atomic import atomic_dir, atomic_write_text, remove_partials
 from emo_lightning.utils.config import validate_config
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, configure_kernels, resolve_precision, uses_gpu
@@ -148,7 +148,11 @@ def check_run_dir(output_dir: Path, resuming: bool) -> None:
 def checkpoint_to_start_from(cfg: DictConfig) -> str | None:
     """`resume=`: the run's newest checkpoint (None if it saved none yet); `ckpt_path=`: that file, which must exist."""
     if cfg.resume:
-        newest = newest_checkpoint(Path(cfg.paths.output_dir))
+        run_dir = Path(cfg.paths.output_dir)
+        for folder in (run_dir, run_dir / "checkpoints", run_dir / "plots"):
+            for leftover in remove_partials(folder):
+                log.info("removed %s, left by a write that was killed", leftover)
+        newest = newest_checkpoint(run_dir)
         log.info("resuming %s from %s", cfg.paths.output_dir, newest or "the start (no checkpoint saved yet)")
         return str(newest) if newest else None
     if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():

@@ -70,3 +70,15 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if temporary.exists():
             shutil.rmtree(temporary)
+
+
+def remove_partials(folder: str | Path) -> list[Path]:
+    """Delete what writes killed midway left in `folder` (its `.*.partial` files and folders); return them."""
+    folder = Path(folder)
+    leftovers = sorted(folder.glob(f".*{PARTIAL}")) if folder.is_dir() else []
+    for leftover in leftovers:
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
+    return leftovers

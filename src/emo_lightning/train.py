@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import lightning as L
@@ -160,13 +161,18 @@ def checkpoint_to_start_from(cfg: DictConfig) -> str | None:
     return cfg.ckpt_path
 
 
-def evaluation_limit(limit: int | float | None, fast_dev_run: bool | int, batch_size: int) -> int | None:
-    """How many examples of a split the final evaluation reads: all, unless the trainer is limited (debug runs)."""
+def evaluation_limit(limit: int | float | None, fast_dev_run: bool | int, batch_size: int, size: int) -> int | None:
+    """How many examples of a split of `size` the final evaluation reads: all (None), unless the trainer reads only
+    part of it (`fast_dev_run`, `limit_val_batches` / `limit_test_batches` as batches or as a fraction)."""
     if fast_dev_run:
-        return batch_size * (1 if fast_dev_run is True else int(fast_dev_run))
-    if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1:
-        return limit * batch_size
-    return None
+        batches = 1 if fast_dev_run is True else int(fast_dev_run)
+    elif isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1:
+        batches = limit
+    elif isinstance(limit, float) and 0 < limit < 1:
+        batches = math.ceil(limit * math.ceil(size / batch_size))
+    else:
+        return None
+    return batches * batch_size if batches * batch_size < size else None
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -205,11 +211,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics |= trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)[0]
         if trainer.is_global_zero:  # the module now holds the evaluated (best) weights
             splits = ["validation", "test"] if datamodule.has_test else ["validation"]
-            limits = {
-                "validation": evaluation_limit(
-                    trainer.limit_val_batches, trainer.fast_dev_run, datamodule.eval_batch_size
-                ),
-                "test": evaluation_limit(trainer.limit_test_batches, trainer.fast_dev_run, datamodule.eval_batch_size),
+            trainer_limits = {"validation": trainer.limit_val_batches, "test": trainer.limit_test_batches}
+            limits = {  # a debug run's final evaluation reads what its trainer read, not the whole split
+                split: evaluation_limit(
+                    trainer_limits[split],
+                    trainer.fast_dev_run,
+                    datamodule.eval_batch_size,
+                    len(datamodule.tokenized[split]),
+                )
+                for split in splits
             }
             loaders = {split: datamodule.eval_dataloader(split, limits[split]) for split in splits}
             names = datamodule.label_names

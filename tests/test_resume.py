@@ -114,9 +114,17 @@ def outcome(run_dir: Path) -> dict:
     }
 
 
+def best_checkpoint(outcome: dict) -> dict:
+    return torch.load(outcome["best_folder"] / outcome["best"], weights_only=True, map_location="cpu")
+
+
 def assert_same_run(resumed: dict, reference: dict, run_dir: Path) -> None:
     assert resumed["step"] == reference["step"] == 18
     assert resumed["best"] == reference["best"] and resumed["best_folder"] == run_dir / CHECKPOINTS
+    best, reference_best = best_checkpoint(resumed), best_checkpoint(reference)  # the same model was chosen
+    assert best["global_step"] == reference_best["global_step"]
+    for name, tensor in reference_best["state_dict"].items():
+        assert torch.allclose(best["state_dict"][name], tensor, atol=1e-6), name
     assert resumed["metrics"].keys() == reference["metrics"].keys()
     for key, value in reference["metrics"].items():
         assert resumed["metrics"][key] == pytest.approx(value, abs=1e-6), key

@@ -180,7 +180,8 @@ def test_three_kills_one_during_a_save_then_the_same_result(tmp_path, tiny_model
     assert not [p for p in (run_dir / CHECKPOINTS).iterdir() if p.name.endswith(".partial")]
 
 
-def test_sigterm_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, tiny_models, tiny_mirror):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_saves_a_checkpoint_and_prints_the_resume_command(signum, tmp_path, tiny_models, tiny_mirror):
     run_dir = tmp_path / "run"
     args = fault_args(
         tiny_models, tiny_mirror, "trainer.max_epochs=50", "callbacks.last_checkpoint.every_n_train_steps=null"
@@ -189,14 +190,14 @@ def test_sigterm_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, tiny
     deadline = time.monotonic() + 240
     while not (run_dir / CHECKPOINTS / "last.ckpt").exists() and time.monotonic() < deadline:
         time.sleep(0.01)  # the first validation's save: training is under way
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     code, output = finish(process)
-    assert code == 128 + signal.SIGTERM, output[-3000:]
+    assert code == 128 + signum, output[-3000:]
     step = saved_step(run_dir)
     assert 3 <= step < 300
     last_line = [line for line in output.splitlines() if line.strip()][-1]
     assert last_line.endswith(
-        f"stopped by SIGTERM at step {step}; checkpoint {run_dir / CHECKPOINTS / 'last.ckpt'}: "
+        f"stopped by {signum.name} at step {step}; checkpoint {run_dir / CHECKPOINTS / 'last.ckpt'}: "
         f"continue with `python train.py resume={run_dir}`"
     )
     assert "Traceback" not in output and not (run_dir / "metrics.json").exists()

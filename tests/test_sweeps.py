@@ -6,12 +6,22 @@ import csv
 import json
 import logging
 import math
+import statistics
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
-from emo_lightning.sweeps import SweepSummary, collect, default_metrics, main, summarize, write_report
+from emo_lightning.significance import student_t_quantile
+from emo_lightning.sweeps import (
+    SweepSummary,
+    collect,
+    default_metrics,
+    lead_significance,
+    main,
+    summarize,
+    write_report,
+)
 
 CE_ON_MULTI_LABEL = "loss=ce needs single-label data, but this dataset is multi-label: use loss=bce or loss=focal"
 
@@ -215,3 +225,100 @@ def test_a_failure_without_a_readable_reason_is_still_listed(tmp_path):
     text = write_report([tmp_path]).read_text()
     assert "- `1` (`loss=ce`, seed 0): error: out of memory" in text
     assert "- `2` (`loss=ce`, seed 1): error: failure.json is unreadable (" in text
+
+
+def make_seeds(sweep: Path, first: int, overrides: list[str], accuracies: list[float]) -> None:
+    for seed, accuracy in enumerate(accuracies):
+        make_job(sweep, first + seed, overrides, seed, {"val/accuracy": accuracy, "val/f1_macro": accuracy - 0.1})
+
+
+def test_a_lead_far_beyond_the_spread_over_seeds_is_beyond_seed_noise(tmp_path):
+    make_seeds(tmp_path, 0, ["lr=1e-4"], [0.70, 0.71, 0.69])
+    make_seeds(tmp_path, 3, ["lr=1e-3"], [0.60, 0.61, 0.59])
+    runs, _ = collect([tmp_path])
+    verdicts = lead_significance(runs, summarize(runs, ["val/accuracy"]), "val/accuracy")
+    row = verdicts.loc["lr=1e-3"]
+    assert row["best"] == "lr=1e-4" and row["verdict"] == "beyond seed noise"
+    # by hand: both stds 0.01 over 3 seeds, so Welch's df = 4, and t(0.975, 4) = 2.7764451052 (a t table)
+    half_width = 2.7764451052 * math.sqrt(0.01**2 / 3 + 0.01**2 / 3)
+    assert row["difference"] == pytest.approx(0.10)
+    assert row["low"] == pytest.approx(0.10 - half_width) and row["high"] == pytest.approx(0.10 + half_width)
+    text = write_report([tmp_path]).read_text()
+    assert "## Is the lead beyond seed noise?" in text and "Welch's t-interval over seeds" in text
+    assert "| `lr=1e-3` | 3 vs 3 | +0.1000 | [+0.0773, +0.1227] | beyond seed noise |" in text
+
+
+def test_a_lead_smaller_than_the_spread_over_seeds_is_within_seed_noise(tmp_path):
+    make_seeds(tmp_path, 0, ["lr=1e-4"], [0.700, 0.650, 0.750])
+    make_seeds(tmp_path, 3, ["lr=3e-4"], [0.695, 0.655, 0.740])
+    make_job(tmp_path, 6, ["lr=1e-2"], 0, {"val/accuracy": 0.3, "val/f1_macro": 0.2})
+    runs, _ = collect([tmp_path])
+    verdicts = lead_significance(runs, summarize(runs, ["val/accuracy"]), "val/accuracy")
+    assert verdicts["verdict"].to_dict() == {"lr=3e-4": "within seed noise", "lr=1e-2": "cannot tell: one seed"}
+    # by hand: Welch's df from the two variances, its t quantile, then mean difference ± t * standard error
+    var_best = statistics.variance([0.700, 0.650, 0.750]) / 3
+    var_other = statistics.variance([0.695, 0.655, 0.740]) / 3
+    df = (var_best + var_other) ** 2 / (var_best**2 / 2 + var_other**2 / 2)
+    half_width = student_t_quantile(0.975, df) * math.sqrt(var_best + var_other)
+    row = verdicts.loc["lr=3e-4"]
+    difference = 0.7 - (0.695 + 0.655 + 0.740) / 3
+    assert row["difference"] == pytest.approx(difference)
+    assert row["low"] == pytest.approx(difference - half_width)
+    assert row["high"] == pytest.approx(difference + half_width)
+    assert row["low"] < 0 < row["high"]
+    assert math.isnan(verdicts.loc["lr=1e-2", "low"])
+    text = write_report([tmp_path]).read_text()
+    assert "| `lr=1e-2` | 3 vs 1 | +0.4000 |  | cannot tell: one seed |" in text
+
+
+# a t table for whole df; for fractional df (Welch's), the root of mpmath's regularized incomplete beta function
+@pytest.mark.parametrize(
+    ("df", "table"),
+    [(1, 12.7062047362), (2, 4.3026527297), (10, 2.2281388520), (1.3, 7.5005293256), (3.7, 2.8675207072)],
+)
+def test_t_quantiles_match_a_t_table(df, table):
+    assert student_t_quantile(0.975, df) == pytest.approx(table, abs=1e-9)
+
+
+def test_a_one_seed_sweep_says_once_that_it_cannot_tell(tmp_path):
+    make_job(tmp_path, 0, ["lr=1e-4"], 0, {"val/accuracy": 0.7})
+    make_job(tmp_path, 1, ["lr=1e-3"], 0, {"val/accuracy": 0.6})
+    make_job(tmp_path, 2, ["lr=1e-2"], 0, {"val/accuracy": 0.5})
+    runs, _ = collect([tmp_path])
+    verdicts = lead_significance(runs, summarize(runs, ["val/accuracy"]), "val/accuracy")
+    assert verdicts["verdict"].tolist() == ["cannot tell: one seed"] * 2
+    text = write_report([tmp_path]).read_text()
+    section = text.split("## Is the lead beyond seed noise?")[1]
+    assert section.strip() == (
+        "Cannot tell: every configuration has one seed; add `seed=0,1,2` to the sweep to compare them."
+    )
+
+
+def test_a_single_configuration_has_no_lead_to_judge(tmp_path):
+    make_seeds(tmp_path, 0, ["lr=1e-4"], [0.70, 0.71])
+    assert "## Is the lead beyond seed noise?" not in write_report([tmp_path]).read_text()
+
+
+def test_each_job_links_to_its_w_and_b_run(tmp_path):
+    make_seeds(tmp_path, 0, ["lr=1e-4"], [0.70, 0.71])
+    make_job(tmp_path, 7, ["lr=1e-3"], 0, None, {"error": "loss is nan", "type": "FloatingPointError", "step": 3})
+    (tmp_path / "0" / "wandb" / "offline-run-20261201_101010-abc123").mkdir(parents=True)
+    (tmp_path / "1" / "wandb" / "offline-run-20261130_090000-old111").mkdir(parents=True)  # an older run: not it
+    (tmp_path / "1" / "wandb" / "run-20261201_111111-def456").mkdir(parents=True)
+    (tmp_path / "7" / "wandb" / "offline-run-20261201_101010-fail99").mkdir(parents=True)
+    # what else a job or sweep folder may hold (an Optuna sweep's files, W&B's own files) is ignored
+    (tmp_path / "7" / "optuna.json").write_text('{"trial": 7}')
+    (tmp_path / "1" / "wandb" / "debug.log").write_text("")
+    (tmp_path / "multirun.yaml").write_text("hydra: {}\n")
+    text = write_report([tmp_path]).read_text()
+    by_job = {Path(row["job"]).name: row for row in csv.DictReader((tmp_path / "summary.csv").open())}
+    assert by_job["0"]["wandb_run"] == "abc123" and by_job["0"]["wandb_offline"] == "True"
+    assert by_job["1"]["wandb_run"] == "def456" and by_job["1"]["wandb_offline"] == "False"
+    assert by_job["7"]["wandb_run"] == "fail99" and by_job["7"]["status"] == "failed"
+    assert "- `lr=1e-4`: seed 0 `abc123` (offline), seed 1 `def456`" in text
+    assert "- `7` (`lr=1e-3`, seed 0, W&B `fail99` offline): FloatingPointError at step 3: loss is nan" in text
+
+
+def test_no_w_and_b_lines_without_w_and_b_runs(sweep):
+    assert "W&B" not in write_report([sweep]).read_text()
+    assert all(row["wandb_run"] == "" for row in csv.DictReader((sweep / "summary.csv").open()))

@@ -16,11 +16,13 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from emo_lightning.checkpointing import RunInterrupted, RunStopped
 from emo_lightning.cli import exit_if_bad_input
+from emo_lightning.distributed import one_job_of_ranks
 from emo_lightning.loggers import finish_wandb_run
+from emo_lightning.resume import requeued_slurm_job
 from emo_lightning.train import train
 from emo_lightning.utils.atomic import atomic_write_text
 from emo_lightning.utils.errors import config_error_in, describe
@@ -28,6 +30,7 @@ from emo_lightning.utils.errors import config_error_in, describe
 log = logging.getLogger("emo_lightning")
 
 FAILURE_FILE = "failure.json"
+CHECKPOINTS = "checkpoints"
 
 
 def in_multirun() -> bool:
@@ -60,9 +63,14 @@ def record_failure(output_dir: Path, err: BaseException) -> None:
 def run_training_job(cfg: DictConfig) -> float | None:
     """train(cfg) as a job: the value a sweeper optimizes, or None."""
     output_dir = Path(cfg.paths.output_dir)
+    if not cfg.resume and requeued_slurm_job() and (output_dir / CHECKPOINTS).is_dir():
+        with open_dict(cfg):  # a job SLURM requeued (a submitit sweep's, say) continues its own run
+            cfg.resume = str(output_dir)
+        log.info("requeued SLURM job: resuming %s", output_dir)
     (output_dir / FAILURE_FILE).unlink(missing_ok=True)  # a resumed job that failed before starts clean
     try:
-        metrics = train(cfg)
+        with one_job_of_ranks():
+            metrics = train(cfg)
     except RunInterrupted as err:  # the user (or the scheduler) stopped it: the whole sweep stops too
         log.error("%s: continue with `%s`", err, resume_command(output_dir))
         if in_multirun():

@@ -107,10 +107,15 @@ def slurm_job_suffix() -> str:
     return f"_slurm-{job}" if job and re.fullmatch(r"[0-9_]+", job) else ""
 
 
+def requeued_slurm_job() -> bool:
+    """Whether this is a SLURM job that SLURM has requeued (after a preemption or a timeout)."""
+    return bool(slurm_job_id()) and int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) >= 1
+
+
 def requeued_slurm_run() -> Path | None:
     """The run dir of this SLURM job when SLURM has requeued it (it then resumes by itself), else None."""
     job = slurm_job_id()
-    if not job or int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) < 1:
+    if not requeued_slurm_job():
         return None
     runs = sorted(RUNS_DIR.glob(f"*_slurm-{job}"), key=lambda p: p.stat().st_mtime_ns)
     return runs[-1] if runs else None

@@ -5,7 +5,9 @@ Written by itself at the end of `python train.py -m ...` (the `SweepSummary` Hyd
 several folders: `python -m emo_lightning.sweeps outputs/multirun/<time> [more folders] [--metrics val/accuracy ...]`.
 A configuration is a job's command-line overrides without `seed=`, so `seed=0,1,2` gives each one its mean and spread.
 A job is finished (metrics.json), failed (failure.json, listed with its reason) or unfinished (neither: still running
-or killed); the table and the plot use finished jobs only, and a sweep with a failed job exits 1.
+or killed); the table and the plot use finished jobs only, and a sweep with a failed job exits 1. With several seeds
+per configuration, summary.md says whether the best one's lead over each other is beyond seed noise (see
+`emo_lightning.significance`); each job's W&B run id (from `<job>/wandb/`) is in summary.csv and summary.md.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from pathlib import Path
 import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from emo_lightning.resume import wandb_run_id
+from emo_lightning.significance import METHOD, compare
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +60,18 @@ def _failure(job_dir: Path) -> dict:
     }
 
 
+def _wandb_run(job_dir: Path) -> dict:
+    """The job's newest W&B run id (None without one), and whether it exists only offline (no `run-*-<id>` folder)."""
+    run_id = wandb_run_id(job_dir)
+    if run_id is None:
+        return {"wandb_run": None, "wandb_offline": None}
+    return {"wandb_run": run_id, "wandb_offline": not any((job_dir / "wandb").glob(f"run-*-{run_id}"))}
+
+
 def collect(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
-    """One row per job folder under `sweep_dirs` (config, seed, status, job, monitor, every logged metric; NaN if
-    none; error, error_type, error_step of a failed job), and the overrides common to all jobs. A job's config is the
+    """One row per job folder under `sweep_dirs` (config, seed, status, job, W&B run id and whether only offline,
+    monitor, every logged metric; NaN if none; error, error_type, error_step of a failed job), and the overrides
+    common to all jobs. Other files in a job folder are ignored. A job's config is the
     rest of its overrides: what the sweep varied. Its status: "failed" with a failure.json (its metrics are not read),
     else "finished" with a metrics.json, else "unfinished"."""
     rows = []
@@ -71,7 +85,7 @@ def collect(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
             if len(sweep_dirs) > 1:
                 name = f"{Path(sweep_dir).name}/{name}"
             row = {"overrides": overrides, "seed": seed, "status": "unfinished", "job": str(job_dir), "name": name}
-            row.update(error=None, error_type=None, error_step=None)
+            row.update(_wandb_run(job_dir), error=None, error_type=None, error_step=None)
             metrics_file = job_dir / "metrics.json"
             if (job_dir / "failure.json").exists():
                 row.update(status="failed", **_failure(job_dir))
@@ -152,6 +166,76 @@ def to_markdown(summary: pd.DataFrame, metrics: list[str]) -> str:
     return "\n".join(lines) + "\n" + _left_out(summary.attrs.get("failed", 0), summary.attrs.get("unfinished", 0))
 
 
+def _job_label(job: pd.Series) -> str:
+    return f"job `{job['name']}`" if pd.isna(job["seed"]) else f"seed {int(job['seed'])}"
+
+
+def _wandb_label(job: pd.Series) -> str:
+    """A job's seed and W&B run id, marked (offline) when the run exists only offline."""
+    return f"{_job_label(job)} `{job['wandb_run']}`" + (" (offline)" if job["wandb_offline"] else "")
+
+
+def wandb_lines(runs: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """One line per configuration of the table: the W&B run id of each finished job; empty if none has one."""
+    finished = runs[(runs["status"] == "finished") & runs["wandb_run"].notna()]
+    if finished.empty:
+        return ""
+    lines = ["", "W&B runs (offline: upload with `wandb sync <job>/wandb/offline-run-*`):"]
+    for config in summary.index:
+        jobs = finished[finished["config"] == config].sort_values("seed")
+        if not jobs.empty:
+            lines.append(f"- `{config}`: " + ", ".join(_wandb_label(job) for _, job in jobs.iterrows()))
+    return "\n".join(lines) + "\n"
+
+
+def lead_significance(runs: pd.DataFrame, summary: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The best configuration of `summary` against each other one on `metric`: one row per other configuration
+    (seeds of best and other, difference of means, low and high ends of its 95% interval, verdict), in the table's
+    order; configurations without a value of `metric` are left out."""
+    finished = runs[runs["status"] == "finished"].dropna(subset=[metric])
+    values = finished.groupby("config", sort=False)[metric].apply(list)
+    configs = [config for config in summary.index if config in values.index]
+    rows = {}
+    for other in configs[1:]:
+        result = compare(values[configs[0]], values[other])
+        rows[other] = {
+            "best": configs[0],
+            "n_best": result.n_best,
+            "n_other": result.n_other,
+            "difference": result.difference,
+            "low": result.low,
+            "high": result.high,
+            "verdict": result.verdict,
+        }
+    columns = ["best", "n_best", "n_other", "difference", "low", "high", "verdict"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
+
+def significance_section(runs: pd.DataFrame, summary: pd.DataFrame, metric: str) -> str:
+    """`## Is the lead beyond seed noise?`: the verdicts of `lead_significance` as a table; one line if every
+    configuration has a single seed; empty with fewer than two configurations."""
+    verdicts = lead_significance(runs, summary, metric)
+    if verdicts.empty:
+        return ""
+    lines = ["", "## Is the lead beyond seed noise?", ""]
+    best = verdicts["best"].iloc[0]
+    if verdicts["n_best"].iloc[0] < 2 and verdicts["n_other"].max() < 2:
+        lines.append("Cannot tell: every configuration has one seed; add `seed=0,1,2` to the sweep to compare them.")
+        return "\n".join(lines) + "\n"
+    lines += [
+        f"`{best}` leads on {metric}. {METHOD}, as each seed is an independent training of a configuration: the lead "
+        "is beyond seed noise when the 95% interval for the difference of means excludes 0.",
+        "",
+        f"| `{best}` vs | seeds | difference | 95% interval | verdict |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for other, row in verdicts.iterrows():
+        interval = "" if math.isnan(row["low"]) else f"[{row['low']:+.4f}, {row['high']:+.4f}]"
+        seeds = f"{row['n_best']} vs {row['n_other']}"
+        lines.append(f"| `{other}` | {seeds} | {row['difference']:+.4f} | {interval} | {row['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
 def _left_out(failed: int, unfinished: int) -> str:
     """The note on the jobs the table leaves out, failed apart from unfinished."""
     notes = []
@@ -175,6 +259,8 @@ def failed_section(runs: pd.DataFrame) -> str:
     lines = ["", "## Failed jobs", ""]
     for _, job in sorted(failed.iterrows(), key=lambda item: _natural(item[1]["name"])):
         seed = "" if pd.isna(job["seed"]) else f", seed {int(job['seed'])}"
+        if not pd.isna(job["wandb_run"]):
+            seed += f", W&B `{job['wandb_run']}`" + (" offline" if job["wandb_offline"] else "")
         kind = "error" if pd.isna(job["error_type"]) else str(job["error_type"])
         if not pd.isna(job["error_step"]):
             kind += f" at step {int(job['error_step'])}"
@@ -235,6 +321,7 @@ def write_report(sweep_dirs: list[Path], metrics: list[str] | None = None, out_d
     if any_finished:
         summary = summarize(runs, metrics)
         body = f"Mean ± std over seeds; ranked by {metrics[0]}.\n{common_line}" + to_markdown(summary, metrics)
+        body += wandb_lines(runs, summary) + significance_section(runs, summary, metrics[0])
     else:
         n_unfinished = int((runs["status"] == "unfinished").sum())
         body = f"No job finished: {len(runs)} job(s), nothing to compare.\n{common_line}"

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 
 import lightning as L
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, WeightAveraging
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
 from emo_lightning.checkpointing import AtomicCheckpointIO, newest_checkpoint
 from emo_lightning.data.encoding import TEXT
+from emo_lightning.distributed import is_extra_rank
 from emo_lightning.evaluation import evaluate_splits
 from emo_lightning.loggers import finish_wandb_run
 from emo_lightning.models.backbone import check_max_length, position_limit
@@ -86,7 +89,14 @@ def build_trainer(cfg: DictConfig, **kwargs) -> L.Trainer:
     on_gpu = uses_gpu(cfg.trainer.accelerator)
     precision = resolve_precision(cfg.trainer.precision, Hardware.detect(), on_gpu)
     configure_kernels(on_gpu)
-    return instantiate(cfg.trainer, precision=precision, plugins=[AtomicCheckpointIO()], **kwargs)
+    plugins = [AtomicCheckpointIO()]
+    if launched_by_submitit():  # submitit requeues the job itself: Lightning must not requeue it too
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return instantiate(cfg.trainer, precision=precision, plugins=plugins, **kwargs)
+
+
+def launched_by_submitit() -> bool:
+    return os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and SLURMEnvironment.detect()
 
 
 def instantiate_group(group: DictConfig | None, **defaults) -> list:
@@ -150,7 +160,7 @@ def checkpoint_to_start_from(cfg: DictConfig) -> str | None:
     """`resume=`: the run's newest checkpoint (None if it saved none yet); `ckpt_path=`: that file, which must exist."""
     if cfg.resume:
         run_dir = Path(cfg.paths.output_dir)
-        for folder in (run_dir, run_dir / "checkpoints", run_dir / "plots"):
+        for folder in (run_dir, run_dir / "checkpoints", run_dir / "plots") if not is_extra_rank() else ():
             for leftover in remove_partials(folder):
                 log.info("removed %s, left by a write that was killed", leftover)
         newest = newest_checkpoint(run_dir)
@@ -179,7 +189,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, evaluate the best checkpoint on validation and test, tune thresholds, write metrics.json and model/."""
     validate_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    check_run_dir(output_dir, resuming=bool(cfg.resume))
+    check_run_dir(output_dir, resuming=bool(cfg.resume) or is_extra_rank())  # rank 0 owns the folder
     start_from = checkpoint_to_start_from(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)

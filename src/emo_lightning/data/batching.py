@@ -96,18 +96,37 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
 
 class SortedBatchSampler(Sampler[list[int]]):
-    """Evaluation batches in order of decreasing length; `order` maps batch positions back to inputs."""
+    """Evaluation batches in order of decreasing length; `order` maps batch positions back to inputs.
 
-    def __init__(self, lengths: Sequence[int], batch_size: int) -> None:
-        self.order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    DDP (`num_replicas` > 1): each rank takes every `num_replicas`-th example of the length order (similar lengths on
+    every rank, no example twice, so metrics synced over ranks are the whole split's), cut into the same number of
+    batches on every rank (ranks meet in collectives at each step; batches are at most `batch_size`).
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, num_replicas: int = 1, rank: int = 0) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} outside [0, {num_replicas})")
+        everything = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        self.order = everything[rank::num_replicas]
         self.batch_size = batch_size
+        largest_shard = -(-len(everything) // num_replicas)
+        self.num_batches = -(-largest_shard // batch_size) if num_replicas > 1 else -(-len(self.order) // batch_size)
+        self.num_replicas = num_replicas
 
     def __iter__(self) -> Iterator[list[int]]:
-        for start in range(0, len(self.order), self.batch_size):
-            yield self.order[start : start + self.batch_size]
+        if self.num_replicas == 1:
+            for start in range(0, len(self.order), self.batch_size):
+                yield self.order[start : start + self.batch_size]
+            return
+        per_batch, extra = divmod(len(self.order), self.num_batches)  # sizes differ by at most one
+        start = 0
+        for i in range(self.num_batches):
+            end = start + per_batch + (1 if i < extra else 0)
+            yield self.order[start:end]
+            start = end
 
     def __len__(self) -> int:
-        return -(-len(self.order) // self.batch_size)
+        return self.num_batches
 
 
 def restore_order(outputs: torch.Tensor, order: Sequence[int]) -> torch.Tensor:

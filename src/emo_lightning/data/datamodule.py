@@ -174,16 +174,19 @@ class TextClassificationDataModule(L.LightningDataModule):
             self._resume_position = None
         return self._loader("train", sampler)
 
-    def eval_dataloader(self, split: str, limit: int | None = None) -> DataLoader:
-        """Every example of `split` once (or its first `limit` examples), in length-sorted batches (little padding)."""
+    def eval_dataloader(self, split: str, limit: int | None = None, sharded: bool = False) -> DataLoader:
+        """Every example of `split` once (or its first `limit` examples), in length-sorted batches (little padding);
+        `sharded`: this DDP rank's share of them (the Trainer's validation and test; metrics sync over ranks)."""
         dataset = self.tokenized[split]
         if limit is not None and limit < len(dataset):
             dataset = dataset.select(range(limit))
         lengths = [len(ids) for ids in dataset["input_ids"]]
-        return self._loader(split, SortedBatchSampler(lengths, self.eval_batch_size), dataset=dataset)
+        world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if sharded and self.trainer else (1, 0)
+        sampler = SortedBatchSampler(lengths, self.eval_batch_size, num_replicas=world_size, rank=rank)
+        return self._loader(split, sampler, dataset=dataset)
 
     def val_dataloader(self) -> DataLoader:
-        return self.eval_dataloader("validation")
+        return self.eval_dataloader("validation", sharded=True)
 
     def test_dataloader(self) -> DataLoader:
-        return self.eval_dataloader("test")
+        return self.eval_dataloader("test", sharded=True)

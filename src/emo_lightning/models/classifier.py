@@ -7,6 +7,7 @@ from collections.abc import Callable
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 
 from emo_lightning.models.metrics import build_metrics, headline_metric
 from emo_lightning.models.network import EmotionNetwork
@@ -51,6 +52,8 @@ class EmotionClassifier(L.LightningModule):
         metrics = build_metrics(len(label_names), multi_label, threshold)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        # the loss over a whole split, as the metrics: example-weighted, summed over DDP ranks before dividing
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
 
     @property
     def monitor(self) -> str:
@@ -78,17 +81,18 @@ class EmotionClassifier(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 
-    def _evaluate(self, batch: dict, stage: str, metrics) -> None:
+    def _evaluate(self, batch: dict, stage: str, metrics, mean_loss: MeanMetric) -> None:
         loss, logits = self.model_step(batch)
         metrics.update(self.probabilities(logits), batch["labels"].int())
-        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=len(batch["labels"]), sync_dist=True)
+        mean_loss.update(loss.detach().float(), weight=len(batch["labels"]))
+        self.log(f"{stage}/loss", mean_loss, on_epoch=True, batch_size=len(batch["labels"]))
         self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val")
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
+        self._evaluate(batch, "val", self.val_metrics, self.val_loss)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+        self._evaluate(batch, "test", self.test_metrics, self.test_loss)
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self.probabilities(self(batch["input_ids"], batch["attention_mask"]))

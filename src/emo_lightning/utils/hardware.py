@@ -98,6 +98,11 @@ def resolve_precision(requested: str | int, hw: Hardware, on_gpu: bool) -> str |
         precision, reason = choose_precision(hw, on_gpu)
         log.info("precision auto → %s: %s", precision, reason)
         return precision
+    if str(requested).startswith("16") and not (on_gpu and hw.cuda):
+        raise ConfigError(
+            f"trainer.precision={requested} (fp16 with loss scaling) needs a CUDA GPU: on this CPU use "
+            "trainer.precision=auto (or bf16-mixed)"
+        )
     if "bf16" in str(requested) and not bf16_native(hw, on_gpu):
         log.warning(
             BF16_EMULATED_WARNING.format(setting=f"trainer.precision={requested}", fix="trainer.precision=auto")

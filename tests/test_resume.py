@@ -303,3 +303,17 @@ def test_a_new_run_never_writes_into_a_run_folder(tmp_path, tiny_models, tiny_mi
         f"`python train.py resume={run_dir}`, or give a new hydra.run.dir"
     )
     assert (run_dir / "metrics.json").read_text() == before
+
+
+def test_a_requeued_job_continues_its_own_folder(tmp_path, tiny_models, tiny_mirror):
+    """A sweep job that SLURM requeued (hydra/launcher=slurm: submitit re-runs the same job in the same folder)
+    resumes from its checkpoint instead of being refused as a new run into a used folder."""
+    run_dir = tmp_path / "sweep" / "0"
+    args = [*fault_args(tiny_models, tiny_mirror), f"hydra.run.dir={run_dir}"]
+    kill_after_step(start(args, tmp_path), run_dir, step=7, delay=0.0)
+    assert 7 <= saved_step(run_dir) < 18
+    slurm = {"SLURM_JOB_ID": "77", "SLURM_RESTART_COUNT": "1", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train"}
+    code, output = finish(start(args, tmp_path, slurm))
+    assert code == 0, output[-3000:]
+    assert f"requeued SLURM job: resuming {run_dir}" in output
+    assert saved_step(run_dir) == 18 and (run_dir / "metrics.json").exists()

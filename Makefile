@@ -14,7 +14,7 @@ ifneq ($(wildcard $(SHARED)/models),)
 export EMO_MODEL_DIR ?= $(SHARED)/models
 endif
 
-.PHONY: help install train test test-precision test-all lint format clean bench-speed bench-quality
+.PHONY: help install train test test-precision test-all lint format clean bench-speed bench-quality wandb-sync
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ SEEDS ?= 3
 GO_SEEDS ?= 3
 bench-quality:  ## test quality of the MiniLM presets over SEEDS seeds → docs/RESULTS.md (~7 h on a 2-core CPU; resumes)
 	$(PY) benchmarks/bench_quality.py --seeds $(SEEDS) --go-seeds $(GO_SEEDS) $(ARGS)
+
+wandb-sync:  ## upload the offline W&B runs below SWEEP=outputs/multirun/<time> or RUN=outputs/runs/<time>
+	@test -n "$(SWEEP)$(RUN)" || { echo "usage: make wandb-sync SWEEP=outputs/multirun/<time> (or RUN=outputs/runs/<time>)" >&2; exit 2; }
+	@runs=$$(find $(SWEEP) $(RUN) -type d -name 'offline-run-*' | sort); \
+	test -n "$$runs" || { echo "no offline W&B runs below $(SWEEP)$(RUN): train with logger=wandb" >&2; exit 1; }; \
+	$(VENV)/bin/wandb sync $$runs
 
 lint:  ## ruff lint + format check
 	$(VENV)/bin/ruff check .

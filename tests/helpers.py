@@ -148,13 +148,13 @@ def write_tiny_mirror(mirror: Path, n: int = 48, seed: int = 0) -> Path:
     return mirror
 
 
-def wandb_history_keys(run_file: Path) -> set[str]:
-    """Metric keys logged to an offline W&B run, read from its `.wandb` file (a LevelDB-style record log)."""
+def wandb_records(run_file: Path):
+    """The records of an offline W&B run's `.wandb` file (a LevelDB-style record log), as wandb protobufs."""
     from wandb.proto import wandb_internal_pb2
 
     data = run_file.read_bytes()
     assert data[:4] == b":W&B", "not a W&B transaction log"
-    block, pos, pending, keys = 32768, 7, b"", set()
+    block, pos, pending = 32768, 7, b""
     while pos + 7 <= len(data):
         if block - pos % block < 7:  # block trailer too small for a header: skip to the next block
             pos += block - pos % block
@@ -168,6 +168,19 @@ def wandb_history_keys(run_file: Path) -> set[str]:
             record = wandb_internal_pb2.Record()
             record.ParseFromString(pending)
             pending = b""
-            if record.WhichOneof("record_type") == "history":
-                keys |= {item.key or "/".join(item.nested_key) for item in record.history.item}
+            yield record
+
+
+def wandb_history_keys(run_file: Path) -> set[str]:
+    """Metric keys logged to an offline W&B run, read from its `.wandb` file."""
+    keys = set()
+    for record in wandb_records(run_file):
+        if record.WhichOneof("record_type") == "history":
+            keys |= {item.key or "/".join(item.nested_key) for item in record.history.item}
     return keys
+
+
+def wandb_run_info(run_file: Path) -> dict:
+    """Name, group, tags and job type an offline W&B run was started with: its `.wandb` file's first `run` record."""
+    run = next(r.run for r in wandb_records(run_file) if r.WhichOneof("record_type") == "run")
+    return {"name": run.display_name, "group": run.run_group, "tags": set(run.tags), "job_type": run.job_type}

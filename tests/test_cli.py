@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.helpers import wandb_history_keys
+from tests.helpers import wandb_history_keys, wandb_run_info
 
 
 def run(script: str, *args: str, cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -184,3 +184,80 @@ def test_multirun_records_a_failed_job_and_goes_on(tmp_path, tiny_models, tiny_m
     assert f"- `1` (`data=go_emotions`, seed 42): ConfigError: {reason}" in summary
     assert "1 of 2 jobs failed" in out.stderr + out.stdout
     assert "Traceback" not in out.stderr
+
+
+def test_multirun_is_one_wandb_group_of_named_tagged_runs_that_make_syncs(tmp_path, tiny_models, tiny_mirror):
+    """Each job of a multirun: a W&B run named by what the sweep varies, in the sweep folder's group, tagged with its
+    choices; `make wandb-sync SWEEP=<folder>` hands every one of them to `wandb sync`."""
+    sweep = tmp_path / "2024-01-02_03-04-05"
+    out = run(
+        "train.py",
+        "-m",
+        "loss=bce,focal",
+        "head=linear,mlp",
+        "data=sem_eval_2018",
+        "logger=wandb",
+        "logger.wandb.tags=[smoke]",
+        "trainer.max_steps=1",
+        "plots=none",
+        *tiny_args(tiny_models, tiny_mirror),
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    offline_runs = sorted(sweep.glob("*/wandb/offline-run-*"))
+    infos = [wandb_run_info(next(path.glob("run-*.wandb"))) for path in offline_runs]
+    assert {info["group"] for info in infos} == {"2024-01-02_03-04-05"}
+    names = ["loss=bce head=linear", "loss=bce head=mlp", "loss=focal head=linear", "loss=focal head=mlp"]
+    assert sorted(info["name"] for info in infos) == names
+    for info in infos:
+        loss, head = (part.split("=")[1] for part in info["name"].split())
+        assert info["tags"] == {"smoke", "data:sem_eval_2018", "model:minilm", f"head:{head}", f"loss:{loss}"}
+        assert info["job_type"] == "sweep-job"
+
+    fake_venv = tmp_path / "venv"
+    (fake_venv / "bin").mkdir(parents=True)
+    (fake_venv / "bin" / "wandb").write_text('#!/bin/sh\necho "$@"\n')
+    (fake_venv / "bin" / "wandb").chmod(0o755)
+    make = ["make", "-s", "-C", str(ROOT), "wandb-sync", f"VENV={fake_venv}"]
+    synced = subprocess.run([*make, f"SWEEP={sweep}"], capture_output=True, text=True, timeout=60)
+    assert synced.returncode == 0, synced.stderr
+    assert synced.stdout.split() == ["sync", *map(str, offline_runs)]
+    usage = subprocess.run(make, capture_output=True, text=True, timeout=60)
+    assert usage.returncode != 0 and "usage: make wandb-sync SWEEP=outputs/multirun/<time>" in usage.stderr
+
+
+def test_wandb_fields_of_an_experiment_multirun_job_and_of_a_single_run(tmp_path):
+    """In-process, on the composed config as the Hydra app sees it: with an experiment the group is
+    `<experiment>/<sweep folder>`; a job whose sweep's overrides are unknown (no multirun.yaml) is named by all its
+    overrides but hydra.*, paths cut to their last part; a single run is named by its folder, in no group."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict, read_write
+
+    from emo_lightning.loggers import hydra_run_fields
+
+    sweep = tmp_path / "2024-01-02_03-04-05"
+    overrides = ["experiment=sem_eval_2018_minilm", f"model.pretrained_model_name_or_path={tmp_path}/models/bert/"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, f"hydra.sweep.dir={sweep}"], return_hydra_config=True)
+    with open_dict(cfg):  # what Hydra's launcher sets when it starts a job
+        cfg.hydra.mode, cfg.hydra.runtime.cwd, cfg.hydra.runtime.output_dir = "MULTIRUN", str(tmp_path), f"{sweep}/0"
+    try:
+        HydraConfig.instance().set_config(cfg)
+        assert hydra_run_fields() == {
+            "name": "experiment=sem_eval_2018_minilm model.pretrained_model_name_or_path=bert",
+            "group": "sem_eval_2018_minilm/2024-01-02_03-04-05",
+            "tags": ["data:sem_eval_2018", "model:minilm", "head:linear", "loss:auto"],
+            "job_type": "sweep-job",
+        }
+        with read_write(cfg.hydra):  # set_config made it read-only
+            cfg.hydra.mode, cfg.hydra.runtime.output_dir = "RUN", f"{tmp_path}/2024-05-06_07-08"
+        HydraConfig.instance().set_config(cfg)
+        assert hydra_run_fields() == {
+            "name": "2024-05-06_07-08",
+            "tags": ["data:sem_eval_2018", "model:minilm", "head:linear", "loss:auto"],
+            "job_type": "train",
+        }
+    finally:
+        HydraConfig.instance().cfg = None

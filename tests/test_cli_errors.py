@@ -242,6 +242,12 @@ CASES = [
         "mode null to follow the metric)",
     ),
     (
+        "fp16-on-a-cpu",
+        ["trainer.precision=16-mixed"],
+        "trainer.precision=16-mixed (fp16 with loss scaling) needs a CUDA GPU: on this CPU use trainer.precision=auto "
+        "(or bf16-mixed)",
+    ),
+    (
         "missing-checkpoint",
         ["ckpt_path=nope.ckpt"],
         "ckpt_path=nope.ckpt does not exist: give a .ckpt file, or resume=<run dir>",

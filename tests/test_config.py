@@ -42,6 +42,7 @@ GROUPS = [
     "callbacks",
     "paths",
     "experiment",
+    "hparams_search",
     "debug",
 ]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]

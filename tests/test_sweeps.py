@@ -17,6 +17,7 @@ from emo_lightning.sweeps import (
     SweepSummary,
     collect,
     default_metrics,
+    failed_jobs,
     lead_significance,
     main,
     summarize,
@@ -322,3 +323,43 @@ def test_each_job_links_to_its_w_and_b_run(tmp_path):
 def test_no_w_and_b_lines_without_w_and_b_runs(sweep):
     assert "W&B" not in write_report([sweep]).read_text()
     assert all(row["wandb_run"] == "" for row in csv.DictReader((sweep / "summary.csv").open()))
+
+
+def test_an_optuna_search_lists_its_trials_and_marks_the_best(tmp_path):
+    """Trials as the emo_optuna sweeper leaves them: optuna_trial.json per job, optuna_best.yaml in the sweep."""
+    states = ["COMPLETE", "FAIL", "COMPLETE", "PRUNED"]
+    for number, state in enumerate(states):
+        metrics = {"val/accuracy": 0.5 + 0.1 * number} if state == "COMPLETE" else None
+        failure = None
+        if state == "FAIL":
+            failure = config_error()
+        elif state == "PRUNED":
+            failure = {"error": "pruned at step 20: val/accuracy=0.3100", "type": "TrialPruned", "step": 20}
+        make_job(tmp_path, number, [f"optimizer.lr={number}e-4"], 42, metrics, failure)
+        trial = {"number": number, "params": {"optimizer.lr": number * 1e-4}, "state": state, "value": None}
+        (tmp_path / str(number) / "optuna_trial.json").write_text(json.dumps(trial))
+    best = {
+        "study_name": "emotion_optuna",
+        "direction": "maximize",
+        "optimized_metric": "val/accuracy",
+        "best_trial": 2,
+        "best_value": 0.7,
+        "best_params": {"optimizer.lr": 2e-4},
+        "best_overrides": ["optimizer.lr=2e-4"],
+        "trials": {"complete": 2, "fail": 1, "pruned": 1},
+    }
+    OmegaConf.save(OmegaConf.create(best), tmp_path / "optuna_best.yaml")
+    summary = write_report([tmp_path], ["val/accuracy"]).read_text()
+    section = summary.split("## Optuna trials", 1)[1]
+    assert (
+        "Study `emotion_optuna`, maximize val/accuracy: 2 complete, 1 fail, 1 pruned. Best: trial 2 "
+        "(val/accuracy 0.7000), `optimizer.lr=2e-4` (★)." in section
+    )
+    rows = [line for line in section.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert rows == [
+        "| 0 | complete | 0.5000 | `optimizer.lr=0e-4` |",
+        "| 1 | fail |  | `optimizer.lr=1e-4` |",
+        "| 2 ★ | complete | 0.7000 | `optimizer.lr=2e-4` |",
+        "| 3 | pruned |  | `optimizer.lr=3e-4` |",
+    ]
+    assert failed_jobs([tmp_path]) == (1, 4)  # a pruned trial is not a failed job

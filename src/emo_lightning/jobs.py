@@ -30,6 +30,7 @@ from emo_lightning.utils.errors import config_error_in, describe
 log = logging.getLogger("emo_lightning")
 
 FAILURE_FILE = "failure.json"
+PRUNED = "TrialPruned"  # optuna.TrialPruned, raised by emo_lightning.pruning.OptunaPruning
 CHECKPOINTS = "checkpoints"
 
 
@@ -84,6 +85,12 @@ def run_training_job(cfg: DictConfig) -> float | None:
         log.error("error: %s", err)
         sys.exit(err.exit_code)
     except Exception as err:
+        if type(err).__name__ == PRUNED:  # the search's pruner stopped this trial: an outcome, not an error
+            log.info("trial pruned: %s", err)
+            if in_multirun():
+                record_failure(output_dir, err)
+            finish_wandb_run()
+            return None
         if not in_multirun():
             exit_if_bad_input(err)  # bad input: one line, exit 2 (before Hydra reports the job's overrides)
             raise  # anything else is a bug: its traceback

@@ -29,6 +29,10 @@ from emo_lightning.significance import METHOD, compare
 
 log = logging.getLogger(__name__)
 
+TRIAL_FILE, BEST_FILE = "optuna_trial.json", "optuna_best.yaml"  # written by the emo_optuna sweeper (search.py)
+PRUNED_TYPE = "TrialPruned"  # failure.json's type for a trial its search pruned
+PRUNING_OVERRIDE = "+callbacks.optuna_pruning="  # the sweeper's per-trial callback: not part of a configuration
+
 DEFAULTS_LABEL = "(defaults)"
 COMMON_LABEL = "(the common overrides only)"
 # Headline validation metrics per task, after the monitored one; the first present in every job ranks the table.
@@ -40,7 +44,7 @@ def _job_overrides(job_dir: Path) -> tuple[list[str], int | None]:
     """A job's command-line overrides without seed and hydra.*, and its seed."""
     overrides = OmegaConf.load(job_dir / ".hydra" / "overrides.yaml") or []
     config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
-    kept = [o for o in overrides if not o.startswith(("seed=", "hydra.", "+hydra.", "~hydra."))]
+    kept = [o for o in overrides if not o.startswith(("seed=", "hydra.", "+hydra.", "~hydra.", PRUNING_OVERRIDE))]
     return kept, config.get("seed")
 
 
@@ -87,8 +91,11 @@ def collect(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
             row = {"overrides": overrides, "seed": seed, "status": "unfinished", "job": str(job_dir), "name": name}
             row.update(_wandb_run(job_dir), error=None, error_type=None, error_step=None)
             metrics_file = job_dir / "metrics.json"
+            row.update(_optuna_trial(job_dir))
             if (job_dir / "failure.json").exists():
                 row.update(status="failed", **_failure(job_dir))
+                if row["error_type"] == PRUNED_TYPE:  # stopped by the search's pruner: not a failure
+                    row["status"] = "pruned"
             elif metrics_file.exists():
                 result = json.loads(metrics_file.read_text())
                 row.update(status="finished", monitor=result.get("monitor"))
@@ -107,6 +114,41 @@ def collect(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
     runs["error_step"] = runs["error_step"].astype("Int64")
     first, last = ["config", "seed", "status"], ["error_type", "error", "error_step"]
     return runs[[*first, *[c for c in runs.columns if c not in first + last], *last]], common
+
+
+def _optuna_trial(job_dir: Path) -> dict:
+    """The Optuna trial a job ran (number and state, from the `emo_optuna` sweeper's optuna_trial.json), if any."""
+    trial_file = job_dir / TRIAL_FILE
+    if not trial_file.exists():
+        return {}
+    trial = json.loads(trial_file.read_text())
+    return {"trial": trial.get("number"), "trial_state": trial.get("state")}
+
+
+def trials_section(runs: pd.DataFrame, sweep_dir: Path) -> str:
+    """An Optuna search's trials, in order, each with its state and value, the best one marked; empty otherwise."""
+    if "trial" not in runs or runs["trial"].isna().all():
+        return ""
+    best_file = Path(sweep_dir) / BEST_FILE
+    best = OmegaConf.to_container(OmegaConf.load(best_file)) if best_file.exists() else {}
+    metric = best.get("optimized_metric")
+    lines = ["", "## Optuna trials", ""]
+    if best:
+        counts = ", ".join(f"{n} {state}" for state, n in best.get("trials", {}).items())
+        lines.append(
+            f"Study `{best['study_name']}`, {best['direction']} {metric}: {counts}. Best: trial {best['best_trial']} "
+            f"({metric} {best['best_value']:.4f}), `{' '.join(best['best_overrides'])}` (★)."
+        )
+    else:
+        lines.append("No trial completed yet.")
+    lines += ["", f"| trial | state | {metric or 'value'} | config |", "| --- | --- | --- | --- |"]
+    for _, row in runs.dropna(subset=["trial"]).sort_values("trial").iterrows():
+        number = int(row["trial"])
+        mark = " ★" if best and number == best["best_trial"] else ""
+        value = row.get(metric) if metric else None
+        shown = f"{value:.4f}" if isinstance(value, float) and not math.isnan(value) else ""
+        lines.append(f"| {number}{mark} | {str(row['trial_state']).lower()} | {shown} | `{row['config']}` |")
+    return "\n".join(lines) + "\n"
 
 
 def default_metrics(runs: pd.DataFrame) -> list[str]:
@@ -143,7 +185,7 @@ def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     summary = summary.sort_values(f"{metrics[0]} mean", ascending=False)
     # over every configuration, including those without a finished job
     summary.attrs["failed"] = len(failed)
-    summary.attrs["unfinished"] = len(runs) - len(finished) - len(failed)
+    summary.attrs["unfinished"] = int((runs["status"] == "unfinished").sum())
     return summary
 
 
@@ -327,7 +369,7 @@ def write_report(sweep_dirs: list[Path], metrics: list[str] | None = None, out_d
         body = f"No job finished: {len(runs)} job(s), nothing to compare.\n{common_line}"
         body += _left_out(0, n_unfinished)  # the failed ones are listed below
     runs.drop(columns="name").sort_values(["config", "seed"]).to_csv(out_dir / "summary.csv", index=False)
-    (out_dir / "summary.md").write_text(title + body + failed_section(runs))
+    (out_dir / "summary.md").write_text(title + body + trials_section(runs, sweep_dirs[0]) + failed_section(runs))
     if any_finished:
         plot(runs[runs["status"] == "finished"], summary, metrics, out_dir / "summary.png")
     return out_dir / "summary.md"

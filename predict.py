@@ -28,8 +28,8 @@ def print_file_summary(result) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
+    # imported here, after Hydra parsed the command line (fast --help and errors); nothing below imports Lightning
     from emo_lightning.cli import exit_on_bad_input
-    from emo_lightning.inference.files import predict_file
     from emo_lightning.inference.predictor import EmotionPredictor
 
     texts = ([cfg.text] if cfg.text else []) + list(cfg.texts)
@@ -40,6 +40,8 @@ def main(cfg: DictConfig) -> None:
             cfg.run_dir, batch_size=cfg.batch_size, precision=cfg.precision, threshold=cfg.threshold
         )
         if cfg.input_file:
+            from emo_lightning.inference.files import predict_file  # reading tables needs `datasets`
+
             result = predict_file(
                 predictor, cfg.input_file, cfg.output_file, cfg.text_column, cfg.delimiter, cfg.encoding
             )

@@ -136,11 +136,12 @@ def test_model_code_named_in_config_json_is_never_run(run_dir, tmp_path):
     """A config.json `auto_map` pointing at Python files beside it: transformers' own BertModel loads instead."""
     marker = tmp_path / "imported"
     model_dir = run_dir / "model"
-    config = json.loads((model_dir / "config.json").read_text())
+    encoder_dir = model_dir / "encoder"  # a cls-pooling folder keeps its encoder here (pipeline() cannot load it)
+    config = json.loads((encoder_dir / "config.json").read_text())
     config["auto_map"] = {"AutoConfig": "configuration_evil.EvilConfig", "AutoModel": "modeling_evil.EvilModel"}
-    (model_dir / "config.json").write_text(json.dumps(config))
+    (encoder_dir / "config.json").write_text(json.dumps(config))
     for module in ("configuration_evil", "modeling_evil"):
-        (model_dir / f"{module}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+        (encoder_dir / f"{module}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     network, _, _ = load_model_dir(model_dir)
     assert type(network.backbone).__name__ == "BertModel"
     assert not marker.exists()
@@ -173,6 +174,6 @@ def test_training_head_with_an_argument_its_class_lacks_is_one_line():
 def test_encoder_weights_load_only_from_safetensors(run_dir):
     """A folder whose encoder weights were swapped for a pickle (pytorch_model.bin) is refused, not unpickled."""
     model_dir = run_dir / "model"
-    (model_dir / "model.safetensors").rename(model_dir / "pytorch_model.bin")
+    (model_dir / "encoder" / "model.safetensors").rename(model_dir / "encoder" / "pytorch_model.bin")
     with pytest.raises(ConfigError, match=rf"^{model_dir} lacks encoder or tokenizer files \(.*\): re-export"):
         load_model_dir(model_dir)

@@ -10,6 +10,7 @@ from datasets import load_dataset
 from hydra.utils import instantiate
 
 from emo_lightning.evaluation import evaluate_splits
+from emo_lightning.inference.engine import TorchBackend
 from emo_lightning.inference.predictor import EmotionPredictor
 from emo_lightning.train import build_classifier, train
 from emo_lightning.utils.errors import config_error_in
@@ -127,8 +128,11 @@ def test_confusion_counts_agree_with_accuracy_and_per_label_f1(tiny_cfg):
     trainer = quiet_trainer(cfg)
     trainer.fit(module, datamodule=datamodule)
     accuracy = trainer.validate(module, datamodule=datamodule, verbose=False)[0]["val/accuracy"]
-    loaders = {"validation": datamodule.eval_dataloader("validation")}
-    result = evaluate_splits(module, loaders, datamodule.label_names, multi_label=False, tuner=None)
+    validation = datamodule.labeled.splits["validation"]
+    backend = TorchBackend(module.network)
+    texts, labels = {"validation": validation["text"]}, {"validation": validation["labels"]}
+    names, tokenizer = datamodule.label_names, datamodule.tokenizer
+    result = evaluate_splits(backend, tokenizer, texts, labels, names, False, None, max_length=datamodule.max_length)
     counts = result.confusion["val"].double()  # rows: true label, columns: predicted
     assert counts.sum() == len(datamodule.labeled.splits["validation"])
     assert counts.trace() / counts.sum() == pytest.approx(accuracy, abs=1e-6)

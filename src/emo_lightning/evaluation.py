@@ -1,40 +1,22 @@
-"""After training: whole-split probabilities, thresholds tuned on validation, metrics at those thresholds."""
+"""After training: whole-split probabilities, thresholds tuned on validation, metrics at those thresholds.
+
+The probabilities come from `inference.engine.predict_probabilities`, the label sets from `decide`: the same path as
+`EmotionPredictor`, so predictions/*.csv hold what the exported model predicts.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.data import DataLoader
 
-from emo_lightning.data.batching import restore_order
-from emo_lightning.models.classifier import EmotionClassifier
-from emo_lightning.models.thresholds import ThresholdTuner, binarize, binary_f1, micro_f1, sample_jaccard
+from emo_lightning.inference.engine import Backend, decide, predict_probabilities
+from emo_lightning.models.thresholds import ThresholdTuner, binary_f1, micro_f1, sample_jaccard
 
-
-@torch.inference_mode()
-def collect_probabilities(module: EmotionClassifier, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
-    """fp32 probabilities and targets of every example `loader` yields, in the dataset's order."""
-    module.eval()
-    probs, targets = [], []
-    for batch in loader:
-        logits = module(batch["input_ids"].to(module.device), batch["attention_mask"].to(module.device))
-        probs.append(module.probabilities(logits).cpu())
-        targets.append(batch["labels"].cpu())
-    probs, targets = torch.cat(probs), torch.cat(targets)
-    order = getattr(loader.batch_sampler, "order", None)  # length-sorted evaluation batches
-    if order is not None:
-        probs, targets = restore_order(probs, order), restore_order(targets, order)
-    return probs, targets
-
-
-def predicted_sets(
-    probs: torch.Tensor, multi_label: bool, thresholds: torch.Tensor | float, at_least_one: bool = False
-) -> torch.Tensor:
-    """Boolean (texts, labels): the labels above threshold (multi-label) or the top label (single-label)."""
-    if multi_label:
-        return binarize(probs, thresholds, at_least_one)
-    return torch.nn.functional.one_hot(probs.argmax(1), probs.shape[1]).bool()
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def gold_sets(targets: torch.Tensor, num_labels: int) -> torch.Tensor:
@@ -83,14 +65,38 @@ class Evaluation:
 
 
 def evaluate_splits(
-    module: EmotionClassifier,
-    loaders: dict[str, DataLoader],
+    backend: Backend,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Mapping[str, Sequence[str]],
+    labels: Mapping[str, Sequence],
     label_names: list[str],
     multi_label: bool,
     tuner: ThresholdTuner | None,
+    *,
+    max_length: int = 512,
+    batch_size: int = 64,
+    threshold: float = 0.5,
 ) -> Evaluation:
-    """Tune thresholds on `loaders["validation"]` (never on test), then score every split with them."""
-    collected = {split: collect_probabilities(module, loader) for split, loader in loaders.items()}
+    """Probabilities of every split's `texts` (split name → texts, gold `labels` alike: class ids or multi-hot rows);
+    thresholds tuned on `validation` (never on test), then every split scored with them (untuned: `threshold`)."""
+    collected = {
+        split: (
+            predict_probabilities(backend, tokenizer, list(split_texts), max_length, multi_label, batch_size),
+            torch.as_tensor(list(labels[split])),
+        )
+        for split, split_texts in texts.items()
+    }
+    return score_splits(collected, label_names, multi_label, tuner, threshold)
+
+
+def score_splits(
+    collected: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    label_names: list[str],
+    multi_label: bool,
+    tuner: ThresholdTuner | None,
+    threshold: float,
+) -> Evaluation:
+    """Tune on validation's (probabilities, targets), then decide and score every split."""
     thresholds, at_least_one = None, False
     if multi_label and tuner is not None:
         thresholds, at_least_one = tuner(*collected["validation"]), tuner.at_least_one
@@ -98,8 +104,7 @@ def evaluate_splits(
     for split, (probs, targets) in collected.items():
         stage = stage_of(split)
         gold = gold_sets(targets, len(label_names))
-        cut = thresholds if thresholds is not None else module.threshold
-        pred = predicted_sets(probs, multi_label, cut, at_least_one)
+        pred = decide(probs, multi_label, thresholds if thresholds is not None else threshold, at_least_one)
         result.outputs[stage] = SplitOutputs(probs, gold, pred)
         result.per_label[stage] = per_label_f1(pred, gold, label_names)
         if thresholds is not None:

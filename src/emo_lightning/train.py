@@ -15,10 +15,12 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
 from emo_lightning.checkpointing import AtomicCheckpointIO, newest_checkpoint
-from emo_lightning.data.encoding import TEXT
+from emo_lightning.data.encoding import LABELS, TEXT
 from emo_lightning.distributed import is_extra_rank
 from emo_lightning.evaluation import evaluate_splits
+from emo_lightning.inference.engine import TorchBackend
 from emo_lightning.loggers import finish_wandb_run
+from emo_lightning.model_card import card_facts
 from emo_lightning.models.backbone import check_max_length, position_limit
 from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.export import ClassifierSpec, save_model_dir
@@ -231,9 +233,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 )
                 for split in splits
             }
-            loaders = {split: datamodule.eval_dataloader(split, limits[split]) for split in splits}
+            texts = {split: datamodule.labeled.splits[split][TEXT][: limits[split]] for split in splits}
+            gold = {split: datamodule.labeled.splits[split][LABELS][: limits[split]] for split in splits}
             names = datamodule.label_names
-            evaluation = evaluate_splits(module, loaders, names, datamodule.multi_label, tuner)
+            evaluation = evaluate_splits(  # the one inference path (prediction and export checks use it too), fp32
+                TorchBackend(module.network),
+                datamodule.tokenizer,
+                texts,
+                gold,
+                names,
+                datamodule.multi_label,
+                tuner,
+                max_length=datamodule.max_length,
+                batch_size=datamodule.eval_batch_size,
+                threshold=module.threshold,
+            )
             metrics |= evaluation.metrics
             spec.thresholds = evaluation.thresholds
             spec.at_least_one = bool(tuner is not None and tuner.at_least_one)
@@ -244,8 +258,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 output_dir / "metrics.json", metrics, ckpt_path, monitor, evaluation.per_label, spec.thresholds, notes
             )
             with atomic_dir(output_dir / "model") as model_dir:
-                save_model_dir(model_dir, module.network, datamodule.tokenizer, spec)
-            texts = {split: datamodule.labeled.splits[split][TEXT][: limits[split]] for split in splits}
+                facts = card_facts(OmegaConf.to_container(cfg, resolve=True))
+                save_model_dir(
+                    model_dir,
+                    module.network,
+                    datamodule.tokenizer,
+                    spec,
+                    metrics=metrics,
+                    per_label=evaluation.per_label,
+                    config=facts,
+                )
             write_split_predictions(output_dir / "predictions", texts, evaluation.outputs, names)
             if plots is not None:  # after the artifacts, and before the W&B run closes (it gets the figures too)
                 plots.evaluation(evaluation, datamodule.label_names, trainer.loggers)

@@ -57,6 +57,7 @@ def load_backbone(
             transformers' own architectures load.
     """
     overrides = dict(config_overrides or {})
+    pretrained_model_name_or_path = encoder_of(pretrained_model_name_or_path)
     config = _load_config(pretrained_model_name_or_path, model_type, pretrained, model_dir, trust_remote_code)
     unknown = [k for k in overrides if not hasattr(config, k)]
     if unknown:
@@ -80,6 +81,13 @@ def load_backbone(
         log.info("random-init %s: %.1fM parameters", type(model).__name__, model.num_parameters() / 1e6)
     _freeze_unused_pooler(model)
     return model.train()  # from_pretrained returns eval mode; dropout must be on for fine-tuning
+
+
+def encoder_of(name_or_path: str) -> str:
+    """A finished run's `model/` folder keeps its encoder in `encoder/` (unless it is a transformers classifier
+    folder): start from that one (intermediate-task transfer); anything else is returned as it is."""
+    encoder = Path(name_or_path).expanduser() / "encoder"
+    return str(encoder) if (encoder / "config.json").is_file() else name_or_path
 
 
 def _load_config(

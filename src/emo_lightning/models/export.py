@@ -1,34 +1,55 @@
 """The `model/` folder: everything prediction needs, without the training config.
 
 model/
-  config.json, model.safetensors   the encoder (`save_pretrained`), fp32
+  config.json, model.safetensors   only where the head is a Hugging Face class (linear head, pooling=pooler, a
+                                   model type of `SEQUENCE_CLASSIFIERS`): that `*ForSequenceClassification` with our
+                                   weights, so `transformers.pipeline("text-classification", model=...)` gives our
+                                   probabilities
+  encoder/                         every other head: the encoder alone (`save_pretrained`), fp32; with no config.json
+                                   at the top, `pipeline()` refuses the folder instead of adding a random classifier
   tokenizer files                  `save_pretrained` of the tokenizer
   head.safetensors                 head weights, fp32
   classifier.json                  head type + arguments, label names, problem type, thresholds, max_length
+  README.md                        the model card (`emo_lightning.model_card`)
 
-Loading runs no code from the folder: the head is named by a key of `HEADS` (never an importable path), weights
-are safetensors, and transformers loads only its own architectures (trust_remote_code=False).
+Folders written before `encoder/` (the encoder's config.json at the top) still load. Loading runs no code from the
+folder: the head is named by a key of `HEADS` (never an importable path), weights are safetensors, and transformers
+loads only its own architectures (trust_remote_code=False).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+)
 
+from emo_lightning.model_card import render_card
 from emo_lightning.models.heads import LabelPromptHead, LinearHead, MLPHead
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.utils.errors import ConfigError
 
 CLASSIFIER_FILE = "classifier.json"
 HEAD_WEIGHTS = "head.safetensors"
+ENCODER_DIR = "encoder"
+CARD_FILE = "README.md"
+# Model types whose `*ForSequenceClassification` is dropout(encoder pooler output) → Linear `classifier`: exactly our
+# LinearHead(pooling="pooler").
+SEQUENCE_CLASSIFIERS = ("bert", "squeezebert")
 HEADS: dict[str, type[nn.Module]] = {"linear": LinearHead, "mlp": MLPHead, "label_prompt": LabelPromptHead}
 HEAD_NAMES = ", ".join(HEADS)
 # Folders written before the `type` key named the class by `_target_`: accepted for exactly these strings.
@@ -103,24 +124,76 @@ def build_head(head: Mapping, source: Path | None = None) -> nn.Module:
         raise ConfigError(f"{where} gives head {record['type']} bad arguments ({err}): {fix}") from err
 
 
+def loads_with_transformers(network: EmotionNetwork) -> bool:
+    """Whether `network` is exactly a transformers `*ForSequenceClassification` (linear head on the pooler)."""
+    head = network.head
+    return (
+        isinstance(head, LinearHead)
+        and head.reads_pooler
+        and network.backbone.config.model_type in SEQUENCE_CLASSIFIERS
+    )
+
+
+def _fp32(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def _save_sequence_classifier(path: Path, network: EmotionNetwork, spec: ClassifierSpec) -> None:
+    """Write `network` as its transformers `*ForSequenceClassification`: every weight ours, none random."""
+    config = copy.deepcopy(network.backbone.config)  # the live model's config stays as it was
+    config.id2label = dict(enumerate(spec.label_names))
+    config.label2id = {name: i for i, name in enumerate(spec.label_names)}
+    config.problem_type = spec.problem_type  # multi-label: pipeline() applies a sigmoid, not a softmax
+    if hasattr(config, "classifier_dropout"):
+        config.classifier_dropout = network.head.dropout.p
+    with torch.device("meta"):  # no random init: every tensor comes from our state dict below
+        model = AutoModelForSequenceClassification.from_config(config)
+    prefix = model.base_model_prefix
+    state = {f"{prefix}.{k}": v for k, v in _fp32(network.backbone).items()}
+    state |= {f"classifier.{k}": v for k, v in _fp32(network.head.classifier).items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    model.save_pretrained(path)
+
+
 def save_model_dir(
-    path: str | Path, network: EmotionNetwork, tokenizer: PreTrainedTokenizerBase, spec: ClassifierSpec
+    path: str | Path,
+    network: EmotionNetwork,
+    tokenizer: PreTrainedTokenizerBase,
+    spec: ClassifierSpec,
+    *,
+    metrics: Mapping[str, float] | None = None,
+    per_label: Mapping[str, Mapping[str, float]] | None = None,
+    config: Mapping | None = None,
 ) -> Path:
-    """Write `network`, `tokenizer` and `spec` into a new folder `path` (never over an existing one)."""
+    """Write `network`, `tokenizer`, `spec` and a model card into a new folder `path` (never over an existing one).
+
+    `metrics` (metrics.json's "metrics"), `per_label` (its "per_label_f1") and `config` (`model_card.card_facts` of
+    the training config) go into README.md; None leaves them out of it.
+    """
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists; the model folder is written only once per run")
     record = {**asdict(spec), "head": head_record(spec.head), "problem_type": spec.problem_type}
-    backbone = network.backbone
-    backbone.config.id2label = dict(enumerate(spec.label_names))
-    backbone.config.label2id = {name: i for i, name in enumerate(spec.label_names)}
-    backbone.config.problem_type = spec.problem_type
-    fp32_backbone = {k: v.detach().float().cpu().contiguous() for k, v in backbone.state_dict().items()}
-    backbone.save_pretrained(path, state_dict=fp32_backbone)
+    transformers = loads_with_transformers(network)
+    if transformers:
+        _save_sequence_classifier(path, network, spec)
+    else:
+        network.backbone.save_pretrained(path / ENCODER_DIR, state_dict=_fp32(network.backbone))
     tokenizer.save_pretrained(path)
-    head = {k: v.detach().float().cpu().contiguous() for k, v in network.head.state_dict().items()}
-    save_file(head, path / HEAD_WEIGHTS)
+    save_file(_fp32(network.head), path / HEAD_WEIGHTS)
     (path / CLASSIFIER_FILE).write_text(json.dumps(record, indent=2))
+    card = render_card(
+        spec.label_names,
+        spec.multi_label,
+        spec.max_length,
+        thresholds=spec.label_thresholds() if spec.multi_label else None,
+        tuned=bool(spec.thresholds),
+        transformers=transformers,
+        metrics=metrics,
+        per_label=per_label,
+        facts={"head": record["head"]["type"], "pooling": record["head"].get("pooling"), **(config or {})},
+    )
+    (path / CARD_FILE).write_text(card)
     return path
 
 
@@ -146,6 +219,18 @@ def read_spec(path: Path) -> ClassifierSpec:
     return ClassifierSpec(**record)
 
 
+def _load_encoder(path: Path) -> nn.Module:
+    """The encoder of a model folder in any of its forms (never from a pickle, never running the folder's code)."""
+    code = {"trust_remote_code": False, "use_safetensors": True}
+    if (path / ENCODER_DIR).is_dir():
+        return AutoModel.from_pretrained(path / ENCODER_DIR, **code)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    if any(name.endswith("ForSequenceClassification") for name in config.architectures or []):
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, **code)
+        return model.base_model  # its classifier is the head, loaded from head.safetensors
+    return AutoModel.from_pretrained(path, config=config, **code)  # written before encoder/: the encoder at the top
+
+
 def load_model_dir(path: str | Path) -> tuple[EmotionNetwork, PreTrainedTokenizerBase, ClassifierSpec]:
     """Rebuild the network, tokenizer and spec that `save_model_dir` wrote, running no code from the folder."""
     path = Path(path)
@@ -157,7 +242,7 @@ def load_model_dir(path: str | Path) -> tuple[EmotionNetwork, PreTrainedTokenize
         reason = str(err).splitlines()[0]
         raise ConfigError(f"{path / HEAD_WEIGHTS} does not hold this head's weights ({reason}): {REEXPORT}") from err
     try:
-        backbone = AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True)  # never a pickle
+        backbone = _load_encoder(path)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except OSError as err:
         raise ConfigError(f"{path} lacks encoder or tokenizer files ({str(err).splitlines()[0]}): {REEXPORT}") from err

@@ -1,5 +1,8 @@
 """Classification heads: pool the encoder's last hidden state, then map it to one logit per label.
 
+`pooling=pooler` takes the encoder's own pooler output instead (BERT: tanh(dense(hidden[:, 0]))); with the linear
+head that is exactly Hugging Face's `BertForSequenceClassification`, so the model folder loads in `pipeline()`.
+
 `LabelPromptHead` also shapes the input: the label names go before the text, and each label is scored from its own
 name's token as the encoder read it beside the text (as in SpanEmo, Alhuzali & Ananiadou 2021).
 """
@@ -12,11 +15,12 @@ from transformers import PreTrainedTokenizerBase
 
 from emo_lightning.utils.errors import ConfigError
 
-POOLINGS = ("cls", "mean", "max")
+POOLINGS = ("cls", "mean", "max", "pooler")
 
 
 class Pooler(nn.Module):
-    """(batch, seq, hidden) + (batch, seq) mask → (batch, hidden)."""
+    """(batch, seq, hidden) + (batch, seq) mask → (batch, hidden); `pooler` returns `pooled`, the encoder's pooler
+    output, which `EmotionNetwork` passes to heads whose `reads_pooler` is true."""
 
     def __init__(self, mode: str) -> None:
         super().__init__()
@@ -24,7 +28,11 @@ class Pooler(nn.Module):
             raise ConfigError(f"head.pooling={mode} is not known: use one of {', '.join(POOLINGS)}")
         self.mode = mode
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooled: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self.mode == "pooler":
+            return pooled
         if self.mode == "cls":
             return hidden[:, 0]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
@@ -42,8 +50,14 @@ class LinearHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.pool(hidden, attention_mask)))  # (batch, num_labels)
+    @property
+    def reads_pooler(self) -> bool:
+        return self.pool.mode == "pooler"
+
+    def forward(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooled: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.classifier(self.dropout(self.pool(hidden, attention_mask, pooled)))  # (batch, num_labels)
 
 
 class MLPHead(nn.Module):
@@ -68,8 +82,14 @@ class MLPHead(nn.Module):
             nn.Linear(inner_dim, num_labels),
         )
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.pool(hidden, attention_mask))  # (batch, num_labels)
+    @property
+    def reads_pooler(self) -> bool:
+        return self.pool.mode == "pooler"
+
+    def forward(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooled: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.mlp(self.pool(hidden, attention_mask, pooled))  # (batch, num_labels)
 
 
 def label_prompt(tokenizer: PreTrainedTokenizerBase, label_names: list[str]) -> dict:
@@ -118,10 +138,16 @@ class LabelPromptHead(nn.Module):
         ids = torch.cat([prompt, input_ids], dim=1)
         return ids, torch.cat([torch.ones_like(prompt, dtype=attention_mask.dtype), attention_mask], dim=1)
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    @property
+    def reads_pooler(self) -> bool:
+        return self.pool.mode == "pooler"
+
+    def forward(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooled: torch.Tensor | None = None
+    ) -> torch.Tensor:
         text_mask = attention_mask.clone()
         text_mask[:, : self.prompt_ids.numel()] = 0  # pool the text, not the prompt
-        text = self.pool(hidden, text_mask)
+        text = self.pool(hidden, text_mask, pooled)
         labels = hidden[:, self.positions]  # (batch, num_labels, hidden)
         features = torch.cat([labels, text.unsqueeze(1).expand_as(labels)], dim=-1)
         return self.scorer(self.dropout(features)).squeeze(-1) + self.label_bias  # (batch, num_labels)

@@ -5,18 +5,10 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig
-from omegaconf.errors import (
-    ConfigAttributeError,
-    ConfigKeyError,
-    GrammarParseError,
-    InterpolationKeyError,
-    InterpolationResolutionError,
-    MissingMandatoryValue,
-    UnsupportedInterpolationType,
-)
+if TYPE_CHECKING:  # Hydra and OmegaConf are imported where an error is described, so that prediction stays light
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 
 class ConfigError(ValueError):
@@ -64,6 +56,9 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
 
 def describe_hydra(exc: BaseException) -> str | None:
     """Hydra's override and composition errors (what the command line asked for)."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
     if isinstance(exc, OverrideParseException):
         return bad_syntax(exc.override, str(exc).splitlines()[0])
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and "/" in exc.missing_cfg_file:
@@ -109,6 +104,8 @@ def unknown_option(group: str, option: str, options: list[str]) -> str:
 
 def unknown_key(cause: ConfigAttributeError | ConfigKeyError, line: str | None, exc: BaseException) -> str:
     """`a.b.c=1` where `a.b` has no key `c`: the closest key, the target's parameter (`+a.b.c=1`), or the keys."""
+    from omegaconf import DictConfig
+
     full_key, key, node = str(cause.full_key), str(cause.key), cause.parent_node
     value = line.split("=", 1)[1] if line and "=" in line else "…"
     parent = full_key.rpartition(".")[0]
@@ -134,6 +131,8 @@ def unknown_key(cause: ConfigAttributeError | ConfigKeyError, line: str | None, 
 
 def target_parameters(node) -> list[str]:
     """The parameters of `node`'s `_target_` (empty when it has none or it cannot be imported)."""
+    from omegaconf import DictConfig
+
     if not isinstance(node, DictConfig) or "_target_" not in node:
         return []
     from hydra.utils import get_object
@@ -165,6 +164,14 @@ def group_options(exc: BaseException, group: str) -> list[str]:
 
 def describe_omegaconf(exc: BaseException) -> str | None:
     """OmegaConf's errors on reading a value: a missing `???`, or an interpolation that does not resolve."""
+    from omegaconf.errors import (
+        GrammarParseError,
+        InterpolationKeyError,
+        InterpolationResolutionError,
+        MissingMandatoryValue,
+        UnsupportedInterpolationType,
+    )
+
     if isinstance(exc, MissingMandatoryValue) and exc.full_key:
         return missing_value_message(str(exc.full_key))
     if not isinstance(exc, InterpolationResolutionError | GrammarParseError) or not exc.full_key:
@@ -208,6 +215,8 @@ def raw_value(exc) -> str:
 
 def dotted_keys(node) -> list[str]:
     """Every dotted key of the config that `node` belongs to, `hydra` excepted."""
+    from omegaconf import DictConfig
+
     if not isinstance(node, DictConfig):
         return []
     root, keys, stack = node._get_root(), [], []

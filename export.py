@@ -1,0 +1,35 @@
+"""Export a trained run to ONNX: `python export.py run_dir=outputs/runs/<run> format=onnx|onnx-int8`.
+
+Writes <run>/onnx/ (model.onnx, model.int8.onnx for onnx-int8, classifier.json, tokenizer, parity.json) only after
+the exported model predicted what the PyTorch model does on the run's validation texts.
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    from emo_lightning.cli import exit_on_bad_input
+    from emo_lightning.inference.onnx_export import export_run, summary
+
+    with exit_on_bad_input():  # one line and exit 2 for bad input or a failed parity check; nothing is left written
+        report = export_run(
+            cfg.run_dir,
+            cfg.format,
+            optimize=cfg.optimize,
+            max_int8_drop=cfg.max_int8_drop,
+            parity_texts=OmegaConf.to_object(texts) if isinstance(texts := cfg.parity_texts, ListConfig) else texts,
+            batch_size=cfg.batch_size,
+        )
+    lines = [f"wrote {cfg.run_dir}/onnx ({report['format']}); parity on {report['texts']} texts ({report['source']}):"]
+    lines += [f"  {summary(record, report['metric'])}" for record in report["backends"]]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    from emo_lightning.cli import run_cli
+
+    run_cli(main)

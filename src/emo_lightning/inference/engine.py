@@ -1,0 +1,101 @@
+"""The one inference path: texts → token ids → a backend's logits → fp32 probabilities → label decisions.
+
+The final evaluation of a training run, its predictions/*.csv, `EmotionPredictor` and predict.py all call
+`predict_probabilities` and `decide`; only the `Backend` that runs the network differs (PyTorch here, ONNX beside).
+Nothing here imports Lightning or Hydra, so prediction loads fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from emo_lightning.data.batching import SortedBatchSampler, restore_order
+from emo_lightning.models.thresholds import binarize
+from emo_lightning.utils.hardware import autocast
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+class Backend(Protocol):
+    """Runs the network: token ids → logits. Implementations: TorchBackend (here), OnnxBackend (onnx_backend.py)."""
+
+    name: str  # "torch-fp32", "torch-bf16", "onnx", "onnx-int8"
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(batch, labels) float32 on the CPU, from int64 CPU ids and mask padded with the tokenizer's pad id."""
+        ...
+
+
+class TorchBackend:
+    """A PyTorch network (e.g. `EmotionNetwork`) in eval mode on `device`, under autocast for `dtype` (none for fp32).
+
+    `device`: where the network's parameters are, unless given (the network is not moved).
+    """
+
+    def __init__(self, network: nn.Module, dtype: torch.dtype = torch.float32, device: torch.device | None = None):
+        if dtype not in DTYPE_NAMES:
+            raise ValueError(f"dtype {dtype} is not one of {', '.join(map(str, DTYPE_NAMES))}")
+        self.network = network.eval()
+        self.dtype = dtype
+        self.device = device if device is not None else next(network.parameters()).device
+        self.name = f"torch-{DTYPE_NAMES[dtype]}"
+
+    @torch.inference_mode()
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.dtype):
+            logits = self.network(input_ids.to(self.device), attention_mask.to(self.device))
+        return logits.float().cpu()
+
+
+def predict_probabilities(
+    backend: Backend,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_length: int,
+    multi_label: bool,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> torch.Tensor:
+    """fp32 probabilities (len(texts), num_labels) in the order of `texts` (no texts: shape (0, 0)).
+
+    Texts are truncated to `max_length` tokens and batched longest first (little padding); sigmoid (multi-label)
+    or softmax of the logits, in fp32.
+    """
+    if not texts:
+        return torch.empty(0, 0)
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    batches = SortedBatchSampler([len(ids) for ids in encoded], batch_size)
+    chunks = []
+    for indices in tqdm(batches, desc="predict", unit="batch", disable=not progress):
+        input_ids, attention_mask = pad_batch([encoded[i] for i in indices], tokenizer)
+        logits = backend.logits(input_ids, attention_mask).float()
+        chunks.append(torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1))
+    return restore_order(torch.cat(chunks), batches.order)
+
+
+def pad_batch(encoded: list[list[int]], tokenizer: PreTrainedTokenizerBase) -> tuple[torch.Tensor, torch.Tensor]:
+    """int64 (ids, mask) of one batch, padded to its longest text with the tokenizer's pad id on its padding side."""
+    longest = max(len(ids) for ids in encoded)
+    input_ids = torch.full((len(encoded), longest), tokenizer.pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(encoded), longest), dtype=torch.long)
+    for row, ids in enumerate(encoded):
+        span = slice(longest - len(ids), longest) if tokenizer.padding_side == "left" else slice(0, len(ids))
+        input_ids[row, span] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, span] = 1
+    return input_ids, attention_mask
+
+
+def decide(
+    probs: torch.Tensor, multi_label: bool, thresholds: torch.Tensor | float, at_least_one: bool = False
+) -> torch.Tensor:
+    """Boolean (texts, labels): labels at/above threshold (multi-label, with the at_least_one rule) or the top label."""
+    if multi_label:
+        return binarize(probs, thresholds, at_least_one)
+    return torch.nn.functional.one_hot(probs.argmax(1), probs.shape[1]).bool()

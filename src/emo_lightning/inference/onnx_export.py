@@ -1,0 +1,332 @@
+"""Export a run's network to ONNX (fp32, optionally int8) and prove on real texts that it predicts what PyTorch does.
+
+<run_dir>/onnx/
+  model.onnx           encoder + head, (input_ids, attention_mask) → logits, dynamic batch and sequence axes, fp32
+  model.int8.onnx      format=onnx-int8: dynamic quantization of model.onnx (QInt8 weights)
+  classifier.json      copied from model/: labels, thresholds, at_least_one, max_length
+  tokenizer files      the run's tokenizer, so the folder predicts alone
+  parity.json          what the parity check measured (ONNX vs the PyTorch fp32 network)
+
+The folder appears whole, after its parity check passed, or not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from emo_lightning.inference.engine import TorchBackend, decide, predict_probabilities
+from emo_lightning.inference.onnx_backend import FP32_FILE, INPUT_NAMES, INT8_FILE, OnnxBackend
+from emo_lightning.models.export import CLASSIFIER_FILE, ClassifierSpec, load_model_dir, read_spec
+from emo_lightning.models.network import EmotionNetwork
+from emo_lightning.models.thresholds import micro_f1
+from emo_lightning.utils.atomic import atomic_dir
+from emo_lightning.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "onnx-int8")
+OPSET = 17  # LayerNormalization is a built-in operator from 17 on
+FP32_MAX_DIFF = 1e-4  # max |Δprob| of model.onnx against the PyTorch fp32 network
+INT8_MIN_AGREEMENT = 0.99  # share of texts whose int8 decisions equal PyTorch's
+BERT_FAMILY = ("bert",)  # model types whose graphs onnxruntime's BERT optimizer fuses
+VALIDATION_FILE = Path("predictions") / "val.csv"
+
+
+@dataclass
+class ParityTexts:
+    texts: list[str]
+    gold: list[list[str]] | None  # label names per text (from val.csv's `gold`); None: no metric
+    source: str
+
+
+def check_request(run_dir: str | Path, fmt: str, max_int8_drop: float, parity_texts: list[str] | None) -> Path:
+    """The model/ folder of `run_dir`; a one-line ConfigError for any bad argument, before anything is loaded."""
+    run_dir = Path(run_dir).expanduser()
+    if not run_dir.is_dir():
+        raise ConfigError(f"run_dir={run_dir} does not exist: give a training run dir (outputs/runs/<run>)")
+    model_dir = run_dir / "model"
+    if not (model_dir / CLASSIFIER_FILE).is_file():
+        raise ConfigError(f"run_dir={run_dir} holds no model/{CLASSIFIER_FILE}: give a finished training run dir")
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt} is not known: use format=onnx or format=onnx-int8")
+    if isinstance(max_int8_drop, bool) or not isinstance(max_int8_drop, int | float) or max_int8_drop < 0:
+        raise ConfigError(f"max_int8_drop={max_int8_drop} is not a number ≥ 0: give e.g. max_int8_drop=0.005")
+    if parity_texts is not None and (
+        not isinstance(parity_texts, list) or not parity_texts or not all(isinstance(t, str) for t in parity_texts)
+    ):
+        raise ConfigError(f'parity_texts={parity_texts!r} is not a list of texts: give parity_texts=\'["…","…"]\'')
+    out = run_dir / "onnx"
+    if out.exists():
+        raise ConfigError(f"{out} exists: delete it to export again (an export never replaces an earlier one)")
+    return model_dir
+
+
+def read_parity_texts(run_dir: Path, spec: ClassifierSpec, parity_texts: list[str] | None) -> ParityTexts:
+    """The run's validation texts and gold labels (predictions/val.csv), else `parity_texts` (no metric)."""
+    path = run_dir / VALIDATION_FILE
+    if not path.is_file():
+        if parity_texts is None:
+            raise ConfigError(f'{path} does not exist: give parity_texts=\'["…","…"]\' to compare the export on')
+        return ParityTexts(list(parity_texts), None, "parity_texts")
+    if parity_texts is not None:
+        log.info("parity: on %s (parity_texts are used only for runs without it)", path)
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "text" not in rows[0]:
+        raise ConfigError(f"{path} has no rows or no `text` column: re-run its evaluation, or move it away")
+    texts = [row["text"] or "" for row in rows]
+    if "gold" not in rows[0]:
+        return ParityTexts(texts, None, str(VALIDATION_FILE))
+    gold = [[name for name in (row["gold"] or "").split(",") if name] for row in rows]
+    unknown = sorted({name for names in gold for name in names} - set(spec.label_names))
+    if unknown:
+        raise ConfigError(f"{path} names labels the model lacks ({', '.join(unknown[:5])}): it is not this run's")
+    return ParityTexts(texts, gold, str(VALIDATION_FILE))
+
+
+def example_inputs(tokenizer, batch: int = 3, length: int = 11) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids and mask to trace with: sizes ≥ 2 and off any bound on both dynamic axes; one row padded."""
+    generator = torch.Generator().manual_seed(0)
+    low = max(tokenizer.all_special_ids, default=0) + 1
+    ids = torch.randint(low, max(low + 1, len(tokenizer)), (batch, length), generator=generator)
+    mask = torch.ones_like(ids)
+    ids[0, length - 3 :], mask[0, length - 3 :] = tokenizer.pad_token_id, 0
+    return ids, mask
+
+
+def export_fp32(network: EmotionNetwork, tokenizer, path: Path) -> None:
+    """The TorchScript exporter with eager attention: the graph onnxruntime's BERT fusions recognize
+    (the dynamo exporter's and SDPA's graphs leave attention unfused)."""
+    backbone = network.backbone
+    attention = backbone.config._attn_implementation
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | {"logits": {0: "batch"}}
+    backbone.set_attn_implementation("eager")
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore", (torch.jit.TracerWarning, DeprecationWarning, UserWarning))
+            torch.onnx.export(
+                network.eval(),
+                example_inputs(tokenizer),
+                str(path),
+                input_names=list(INPUT_NAMES),
+                output_names=["logits"],
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    finally:
+        backbone.set_attn_implementation(attention)
+
+
+def optimize_fp32(raw: Path, path: Path, config) -> dict[str, int] | None:
+    """onnxruntime's BERT fusions (attention, LayerNorm, GELU) for BERT-family encoders; the fusion counts,
+    or None (the raw graph is kept) for other encoders."""
+    if config.model_type not in BERT_FAMILY:
+        log.info("optimize: skipped for model type %s (the BERT fusions cover %s)", config.model_type, BERT_FAMILY)
+        shutil.move(raw, path)
+        return None
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(
+        str(raw), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
+    )
+    fusions = {name: int(count) for name, count in optimized.get_fused_operator_statistics().items() if count}
+    optimized.save_model_to_file(str(path))
+    raw.unlink()
+    layers = config.num_hidden_layers
+    if fusions.get("Attention", 0) + fusions.get("MultiHeadAttention", 0) != layers:
+        log.warning("optimize: fused attention in %s of %s layers: %s", fusions.get("Attention", 0), layers, fusions)
+    else:
+        log.info("optimize: fused %s", ", ".join(f"{name} ×{count}" for name, count in fusions.items()))
+    return fusions
+
+
+def quantize_int8(fp32: Path, int8: Path) -> None:
+    """Dynamic quantization: QInt8 weights per output channel (closer to fp32 than per tensor), activations
+    quantized per batch at run time. Shape inference cannot type the outputs of fused (com.microsoft) operators,
+    so untyped tensors are declared float."""
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantizer_log = logging.getLogger()  # the quantizer logs each tensor (INFO) and advice on the root logger
+    level = quantizer_log.level
+    quantizer_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(
+                fp32,
+                int8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                extra_options={"DefaultTensorType": TensorProto.FLOAT},
+            )
+    finally:
+        quantizer_log.setLevel(level)
+
+
+def validation_metric(pred: torch.Tensor, gold: torch.Tensor, multi_label: bool) -> float:
+    """Micro-F1 of label sets (multi-label) or accuracy (single-label)."""
+    if multi_label:
+        return float(micro_f1(pred, gold))
+    return float((pred == gold).all(dim=1).double().mean())
+
+
+def gold_matrix(gold: list[list[str]], label_names: list[str]) -> torch.Tensor:
+    matrix = torch.zeros(len(gold), len(label_names), dtype=torch.bool)
+    index = {name: i for i, name in enumerate(label_names)}
+    for row, names in enumerate(gold):
+        matrix[row, [index[name] for name in names]] = True
+    return matrix
+
+
+class ParityCheck:
+    """PyTorch fp32's probabilities and decisions on the parity texts, to compare each backend with."""
+
+    def __init__(self, network: EmotionNetwork, tokenizer, spec: ClassifierSpec, data: ParityTexts, batch_size: int):
+        self.tokenizer, self.spec, self.data, self.batch_size = tokenizer, spec, data, batch_size
+        self.thresholds = torch.tensor(spec.label_thresholds())
+        self.gold = gold_matrix(data.gold, spec.label_names) if data.gold is not None else None
+        self.probs = self.probabilities(TorchBackend(network))
+        self.pred = self.decisions(self.probs)
+        self.metric = self.score(self.pred)
+
+    def probabilities(self, backend) -> torch.Tensor:
+        started = time.perf_counter()
+        probs = predict_probabilities(
+            backend, self.tokenizer, self.data.texts, self.spec.max_length, self.spec.multi_label, self.batch_size
+        )
+        log.info("parity: %s on %d texts in %.1f s", backend.name, len(self.data.texts), time.perf_counter() - started)
+        return probs
+
+    def decisions(self, probs: torch.Tensor) -> torch.Tensor:
+        return decide(probs, self.spec.multi_label, self.thresholds, self.spec.at_least_one)
+
+    def score(self, pred: torch.Tensor) -> float | None:
+        return None if self.gold is None else validation_metric(pred, self.gold, self.spec.multi_label)
+
+    def compare(self, backend, max_int8_drop: float) -> dict:
+        """One backend's parity record; `problem` names why it failed (None: passed)."""
+        probs = self.probabilities(backend)
+        pred = self.decisions(probs)
+        diff = float((probs - self.probs).abs().max())
+        agreement = float((pred == self.pred).all(dim=1).double().mean())
+        metric = self.score(pred)
+        drop = None if metric is None else self.metric - metric
+        record = {
+            "backend": backend.name,
+            "file": backend.path.name,
+            "max_abs_diff": diff,
+            "decision_agreement": agreement,
+            "metric_before": self.metric,
+            "metric_after": metric,
+            "metric_drop": drop,
+        }
+        record["problem"] = self.problem(record, max_int8_drop)
+        record["passed"] = record["problem"] is None
+        return record
+
+    def problem(self, record: dict, max_int8_drop: float) -> str | None:
+        name, agreement, drop = record["backend"], record["decision_agreement"], record["metric_drop"]
+        metric = self.metric_name
+        if name == "onnx" and record["max_abs_diff"] > FP32_MAX_DIFF:
+            return (
+                f"model.onnx's probabilities differ from PyTorch's by {record['max_abs_diff']:.2e} "
+                f"(allowed {FP32_MAX_DIFF:.0e}): this encoder does not export faithfully; predict with PyTorch"
+            )
+        if name == "onnx" and agreement < 1.0:
+            return f"model.onnx decides differently from PyTorch on {1 - agreement:.2%} of texts: predict with PyTorch"
+        if name == "onnx-int8" and agreement < INT8_MIN_AGREEMENT:
+            return (
+                f"model.int8.onnx agrees with PyTorch's decisions on only {agreement:.2%} of texts "
+                f"(needs {INT8_MIN_AGREEMENT:.0%}): export format=onnx (fp32) instead"
+            )
+        if name == "onnx-int8" and drop is not None and drop > max_int8_drop:
+            return (
+                f"int8 lowers validation {metric} by {drop:.4f} ({record['metric_before']:.4f} → "
+                f"{record['metric_after']:.4f}), above max_int8_drop={max_int8_drop}: export format=onnx (fp32), "
+                "or accept more with a larger max_int8_drop"
+            )
+        return None
+
+    @property
+    def metric_name(self) -> str | None:
+        if self.gold is None:
+            return None
+        return "f1_micro" if self.spec.multi_label else "accuracy"
+
+
+def export_run(
+    run_dir: str | Path,
+    fmt: str = "onnx",
+    optimize: bool = True,
+    max_int8_drop: float = 0.005,
+    parity_texts: list[str] | None = None,
+    batch_size: int = 64,
+) -> dict:
+    """Write <run_dir>/onnx (see the module docstring) if the export passes its parity check; the parity report.
+
+    A failed check raises a one-line ConfigError and leaves no onnx/ folder.
+    """
+    model_dir = check_request(run_dir, fmt, max_int8_drop, parity_texts)
+    run_dir = model_dir.parent
+    data = read_parity_texts(run_dir, read_spec(model_dir), parity_texts)
+    network, tokenizer, spec = load_model_dir(model_dir)
+    with atomic_dir(run_dir / "onnx") as partial:
+        partial.mkdir()
+        started = time.perf_counter()
+        raw = partial / ".raw.onnx"
+        export_fp32(network, tokenizer, raw if optimize else partial / FP32_FILE)
+        log.info("export: %s in %.1f s", FP32_FILE, time.perf_counter() - started)
+        fusions = optimize_fp32(raw, partial / FP32_FILE, network.backbone.config) if optimize else None
+        backends = [OnnxBackend(partial)]
+        if fmt == "onnx-int8":
+            started = time.perf_counter()
+            quantize_int8(partial / FP32_FILE, partial / INT8_FILE)
+            log.info("export: %s in %.1f s", INT8_FILE, time.perf_counter() - started)
+            backends.append(OnnxBackend(partial, int8=True))
+        shutil.copy2(model_dir / CLASSIFIER_FILE, partial / CLASSIFIER_FILE)
+        tokenizer.save_pretrained(partial)
+        check = ParityCheck(network, tokenizer, spec, data, batch_size)
+        records = [check.compare(backend, max_int8_drop) for backend in backends]
+        report = {
+            "format": fmt,
+            "texts": len(data.texts),
+            "source": data.source,
+            "metric": check.metric_name,
+            "optimized": fusions is not None,
+            "fusions": fusions,
+            "limits": {
+                "fp32_max_abs_diff": FP32_MAX_DIFF,
+                "int8_min_agreement": INT8_MIN_AGREEMENT,
+                "max_int8_drop": max_int8_drop,
+            },
+            "backends": records,
+            "passed": all(record["passed"] for record in records),
+        }
+        for record in records:
+            log.info("parity: %s", summary(record, check.metric_name))
+        failed = [record["problem"] for record in records if record["problem"]]
+        if failed:
+            raise ConfigError(failed[0])
+        (partial / "parity.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def summary(record: dict, metric: str | None) -> str:
+    line = (
+        f"{record['backend']:<10} max |Δprob| {record['max_abs_diff']:.2e}, "
+        f"decisions agree {record['decision_agreement']:.2%}"
+    )
+    if metric is not None:
+        line += f", {metric} {record['metric_before']:.4f} → {record['metric_after']:.4f}"
+    return line + ("" if record["passed"] else " FAILED")

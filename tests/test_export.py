@@ -1,0 +1,162 @@
+"""ONNX export of real tiny trained runs: parity with PyTorch at export time, the ONNX backend, refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from emo_lightning.inference import onnx_export
+from emo_lightning.inference.engine import TorchBackend, predict_probabilities
+from emo_lightning.inference.onnx_backend import OnnxBackend
+from emo_lightning.inference.onnx_export import export_run
+from emo_lightning.models.export import load_model_dir, read_spec
+from emo_lightning.train import train
+from emo_lightning.utils.errors import ConfigError
+from tests.conftest import ROOT, require_shared
+
+
+def tiny_run(tiny_cfg, *overrides: str):
+    cfg = tiny_cfg("logger=none", "plots=none", *overrides)
+    train(cfg)
+    return cfg.paths.output_dir
+
+
+def val_rows(run_dir) -> list[dict]:
+    with open(f"{run_dir}/predictions/val.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize(
+    "overrides, metric",
+    [
+        (["head=linear"], "accuracy"),
+        (["head=mlp"], "accuracy"),
+        (["data=go_emotions", "head=linear"], "f1_micro"),
+        (["data=sem_eval_2018", "head=label_prompt", "data.max_length=64"], "f1_micro"),
+    ],
+    ids=["emotion-linear", "emotion-mlp", "go_emotions-linear", "sem_eval-label_prompt"],
+)
+def test_export_passes_parity_and_writes_a_self_contained_folder(tiny_cfg, tmp_path, overrides, metric):
+    run_dir = tiny_run(tiny_cfg, *overrides)
+    report = export_run(run_dir, "onnx")
+    out = tmp_path / "onnx"
+    assert {"model.onnx", "classifier.json", "parity.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".onnx")]  # no partial left
+    assert json.loads((out / "parity.json").read_text()) == report
+    assert report["passed"] and report["metric"] == metric and report["texts"] == len(val_rows(run_dir))
+    (fp32,) = report["backends"]
+    assert fp32["backend"] == "onnx" and fp32["max_abs_diff"] <= 1e-4 and fp32["decision_agreement"] == 1.0
+    assert fp32["metric_after"] == fp32["metric_before"] and fp32["metric_drop"] == 0.0
+    if metric == "accuracy":  # the run's own evaluation counted the same correct texts
+        rows = val_rows(run_dir)
+        assert fp32["metric_before"] == pytest.approx(sum(r["correct"] == "True" for r in rows) / len(rows))
+    assert report["fusions"]["SkipLayerNormalization"] == 4  # tiny bert: 2 layers × 2 LayerNorms after residuals
+
+
+def test_int8_export_of_a_confident_model_keeps_its_decisions(tiny_cfg, tmp_path):
+    run_dir = tiny_run(tiny_cfg, "trainer.max_epochs=4", "optimizer.lr=3e-3")
+    report = export_run(run_dir, "onnx-int8")
+    assert (tmp_path / "onnx" / "model.int8.onnx").stat().st_size < (tmp_path / "onnx" / "model.onnx").stat().st_size
+    fp32, int8 = report["backends"]
+    assert int8["backend"] == "onnx-int8" and int8["file"] == "model.int8.onnx" and int8["passed"]
+    assert int8["decision_agreement"] >= 0.99 and 0 < int8["max_abs_diff"] < 0.05
+    assert int8["metric_before"] == fp32["metric_before"] and int8["metric_drop"] <= 0.005
+    assert int8["metric_drop"] == pytest.approx(int8["metric_before"] - int8["metric_after"])
+
+
+def test_onnx_backend_predicts_torch_probabilities_from_the_onnx_folder_alone(tiny_cfg, tmp_path):
+    run_dir = tiny_run(tiny_cfg, "data=go_emotions")
+    export_run(run_dir, "onnx")
+    network, _, spec = load_model_dir(tmp_path / "model")
+    onnx_dir = tmp_path / "onnx"
+    tokenizer, onnx_spec = AutoTokenizer.from_pretrained(onnx_dir), read_spec(onnx_dir)
+    assert onnx_spec == spec
+    texts = ["i feel so lonely", "i am thrilled and happy about today and so loving", "news", "a " * 200]
+    args = (texts, spec.max_length, spec.multi_label)
+    backend = OnnxBackend(onnx_dir)
+    assert backend.name == "onnx" and backend.session.get_session_options().intra_op_num_threads >= 1
+    onnx_probs = predict_probabilities(backend, tokenizer, *args, batch_size=3)
+    torch_probs = predict_probabilities(TorchBackend(network), tokenizer, *args, batch_size=3)
+    assert onnx_probs.dtype == torch.float32 and onnx_probs.shape == (4, 28)
+    assert (onnx_probs - torch_probs).abs().max() <= 1e-4
+    with pytest.raises(ConfigError, match="model.int8.onnx does not exist: export it with"):
+        OnnxBackend(onnx_dir, int8=True)
+
+
+def test_failed_parity_leaves_no_folder(tiny_cfg, tmp_path, monkeypatch):
+    run_dir = tiny_run(tiny_cfg)
+    monkeypatch.setattr(onnx_export, "FP32_MAX_DIFF", 0.0)  # no export is exact to the last bit
+    with pytest.raises(ConfigError, match=r"model.onnx's probabilities differ from PyTorch's by .* \(allowed 0e\+00\)"):
+        export_run(run_dir, "onnx", optimize=False)
+    assert not [p for p in tmp_path.iterdir() if "onnx" in p.name]
+
+
+def test_refusals_before_any_work(tiny_cfg, tmp_path):
+    run_dir = tiny_run(tiny_cfg)
+    cases = {
+        ("onnx-fp16", 0.005, None): "format=onnx-fp16 is not known: use format=onnx or format=onnx-int8",
+        ("onnx", -1, None): "max_int8_drop=-1 is not a number ≥ 0: give e.g. max_int8_drop=0.005",
+        ("onnx", 0.005, "i am happy"): "parity_texts='i am happy' is not a list of texts",
+    }
+    for (fmt, drop, texts), message in cases.items():
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+            export_run(run_dir, fmt, max_int8_drop=drop, parity_texts=texts)
+    (tmp_path / "predictions" / "val.csv").unlink()
+    with pytest.raises(ConfigError, match="val.csv does not exist: give parity_texts="):
+        export_run(run_dir)
+    (tmp_path / "onnx").mkdir()
+    with pytest.raises(ConfigError, match="onnx exists: delete it to export again"):
+        export_run(run_dir, parity_texts=["i am happy"])
+
+
+def test_the_script_prints_one_line_for_a_bad_run_dir(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HYDRA_FULL_ERROR": "0"}
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "export.py"), f"run_dir={tmp_path}/nowhere"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: run_dir={tmp_path}/nowhere does not exist: give a training run dir (outputs/runs/<run>)"
+    ]
+
+
+def test_minilm_export_fuses_attention_and_keeps_fp32_answers(tmp_path):
+    """The real MiniLM: the BERT optimizer fuses every layer; fp32 ONNX matches PyTorch on real tweets, and int8
+    that changes decisions is refused."""
+    from datasets import load_dataset
+
+    from emo_lightning.data.loading import load_tokenizer
+    from emo_lightning.models.backbone import load_backbone
+    from emo_lightning.models.export import ClassifierSpec, save_model_dir
+    from emo_lightning.models.heads import LinearHead
+    from emo_lightning.models.network import EmotionNetwork
+
+    data, models = require_shared("data"), require_shared("models")
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    texts = load_dataset(str(data / "dair-ai/emotion"), "split", split="validation")["text"][:64]
+    torch.manual_seed(0)
+    network = EmotionNetwork(load_backbone(name, model_dir=str(models)), LinearHead(384, 6))
+    torch.nn.init.normal_(network.head.classifier.weight, std=0.5)  # confident logits, so disagreements would show
+    head = {"type": "linear", "hidden_size": 384, "num_labels": 6}
+    spec = ClassifierSpec([f"l{i}" for i in range(6)], multi_label=False, threshold=0.5, max_length=96, head=head)
+    save_model_dir(tmp_path / "model", network, load_tokenizer(name, str(models)), spec)
+    with pytest.raises(ConfigError, match=r"model.int8.onnx agrees with PyTorch's decisions on only .*% of texts"):
+        export_run(tmp_path, "onnx-int8", parity_texts=texts)  # a random head: int8 flips close calls
+    assert not (tmp_path / "onnx").exists()
+    report = export_run(tmp_path, "onnx", parity_texts=texts)
+    assert report["fusions"]["Attention"] == 6 and report["fusions"]["EmbedLayerNormalization"] == 1
+    assert report["fusions"]["SkipLayerNormalization"] == 12 and report["fusions"]["BiasGelu"] == 6
+    (fp32,) = report["backends"]
+    assert fp32["max_abs_diff"] <= 1e-4 and fp32["decision_agreement"] == 1.0 and fp32["metric_after"] is None
+    assert report["source"] == "parity_texts" and report["texts"] == 64

@@ -144,10 +144,10 @@ class TextClassificationDataModule(L.LightningDataModule):
         on_gpu = self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
         return dataloader_workers(on_gpu)
 
-    def _loader(self, split: str, batch_sampler: Sampler | None = None, dataset=None, **kwargs) -> DataLoader:
+    def _loader(self, split: str, batch_sampler: Sampler | None = None, **kwargs) -> DataLoader:
         workers = self.workers()
         return DataLoader(
-            self.tokenized[split] if dataset is None else dataset,
+            self.tokenized[split],
             batch_sampler=batch_sampler,
             collate_fn=self.collate(),
             num_workers=workers,
@@ -174,19 +174,15 @@ class TextClassificationDataModule(L.LightningDataModule):
             self._resume_position = None
         return self._loader("train", sampler)
 
-    def eval_dataloader(self, split: str, limit: int | None = None, sharded: bool = False) -> DataLoader:
-        """Every example of `split` once (or its first `limit` examples), in length-sorted batches (little padding);
-        `sharded`: this DDP rank's share of them (the Trainer's validation and test; metrics sync over ranks)."""
-        dataset = self.tokenized[split]
-        if limit is not None and limit < len(dataset):
-            dataset = dataset.select(range(limit))
-        lengths = [len(ids) for ids in dataset["input_ids"]]
-        world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if sharded and self.trainer else (1, 0)
-        sampler = SortedBatchSampler(lengths, self.eval_batch_size, num_replicas=world_size, rank=rank)
-        return self._loader(split, sampler, dataset=dataset)
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Every example of `split` once (this DDP rank's share of them), in length-sorted batches (little padding);
+        metrics sync over ranks, so they are the whole split's."""
+        world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        sampler = SortedBatchSampler(self.lengths(split), self.eval_batch_size, num_replicas=world_size, rank=rank)
+        return self._loader(split, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self.eval_dataloader("validation", sharded=True)
+        return self.eval_dataloader("validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self.eval_dataloader("test", sharded=True)
+        return self.eval_dataloader("test")

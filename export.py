@@ -23,9 +23,14 @@ def main(cfg: DictConfig) -> None:
             max_int8_drop=cfg.max_int8_drop,
             parity_texts=OmegaConf.to_object(texts) if isinstance(texts := cfg.parity_texts, ListConfig) else texts,
             batch_size=cfg.batch_size,
+            measure_speed=cfg.measure_speed,
         )
     lines = [f"wrote {cfg.run_dir}/onnx ({report['format']}); parity on {report['texts']} texts ({report['source']}):"]
     lines += [f"  {summary(record, report['metric'])}" for record in report["backends"]]
+    if speeds := report.get("speeds"):
+        for size, rates in speeds["texts_per_second"].items():
+            figures = ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
+            lines.append(f"texts/s at batch {size}: {figures} → backend=auto runs {speeds['auto'][size]}")
     sys.stdout.write("\n".join(lines) + "\n")
 
 

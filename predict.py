@@ -37,7 +37,7 @@ def main(cfg: DictConfig) -> None:
         if bool(texts) == bool(cfg.input_file):
             raise ConfigError('give text="..." / texts=["...","..."], or input_file=<file> (one of them)')
         predictor = EmotionPredictor.from_run(
-            cfg.run_dir, batch_size=cfg.batch_size, precision=cfg.precision, threshold=cfg.threshold
+            cfg.run_dir, cfg.batch_size, cfg.precision, cfg.threshold, backend=cfg.backend
         )
         if cfg.input_file:
             from emo_lightning.inference.files import predict_file  # reading tables needs `datasets`

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 
 import torch
 
-
-def processor_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+from emo_lightning.utils.hardware import processor_name  # noqa: F401 (re-exported for the benchmarks)
 
 
 def gemm_peak_gflops(dtype: torch.dtype = torch.float32, sizes=(1024, 2048, 3072), repeats: int = 10) -> float:

@@ -151,7 +151,7 @@ def test_minilm_export_fuses_attention_and_keeps_fp32_answers(tmp_path):
     head = {"type": "linear", "hidden_size": 384, "num_labels": 6}
     spec = ClassifierSpec([f"l{i}" for i in range(6)], multi_label=False, threshold=0.5, max_length=96, head=head)
     save_model_dir(tmp_path / "model", network, load_tokenizer(name, str(models)), spec)
-    with pytest.raises(ConfigError, match=r"model.int8.onnx agrees with PyTorch's decisions on only .*% of texts"):
+    with pytest.raises(ConfigError, match=r"model.int8.onnx agrees with PyTorch fp32's decisions on only .*% of texts"):
         export_run(tmp_path, "onnx-int8", parity_texts=texts)  # a random head: int8 flips close calls
     assert not (tmp_path / "onnx").exists()
     report = export_run(tmp_path, "onnx", parity_texts=texts)

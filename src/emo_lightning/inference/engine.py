@@ -45,7 +45,11 @@ class TorchBackend:
         self.network = network.eval()
         self.dtype = dtype
         self.device = device if device is not None else next(network.parameters()).device
-        self.name = f"torch-{DTYPE_NAMES[dtype]}"
+        self.name = self.name_for(dtype)
+
+    @staticmethod
+    def name_for(dtype: torch.dtype) -> str:
+        return f"torch-{DTYPE_NAMES[dtype]}"
 
     @torch.inference_mode()
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

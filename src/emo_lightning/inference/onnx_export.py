@@ -5,7 +5,8 @@
   model.int8.onnx      format=onnx-int8: dynamic quantization of model.onnx (QInt8 weights)
   classifier.json      copied from model/: labels, thresholds, at_least_one, max_length
   tokenizer files      the run's tokenizer, so the folder predicts alone
-  parity.json          what the parity check measured (ONNX vs the PyTorch fp32 network)
+  parity.json          what the parity check measured (ONNX, and PyTorch at the machine's precision, vs PyTorch
+                       fp32), and each passing backend's texts/s at batch 1 and 64 here (what backend=auto reads)
 
 The folder appears whole, after its parity check passed, or not at all.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from emo_lightning.inference.backends import measure_speeds
 from emo_lightning.inference.engine import TorchBackend, decide, predict_probabilities
 from emo_lightning.inference.onnx_backend import FP32_FILE, INPUT_NAMES, INT8_FILE, OnnxBackend
 from emo_lightning.models.export import CLASSIFIER_FILE, ClassifierSpec, load_model_dir, read_spec
@@ -30,13 +32,14 @@ from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.models.thresholds import micro_f1
 from emo_lightning.utils.atomic import atomic_dir
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.hardware import Hardware, inference_dtype
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "onnx-int8")
 OPSET = 17  # LayerNormalization is a built-in operator from 17 on
 FP32_MAX_DIFF = 1e-4  # max |Δprob| of model.onnx against the PyTorch fp32 network
-INT8_MIN_AGREEMENT = 0.99  # share of texts whose int8 decisions equal PyTorch's
+INT8_MIN_AGREEMENT = 0.99  # share of texts whose int8 (or bf16 PyTorch) decisions equal PyTorch fp32's
 BERT_FAMILY = ("bert",)  # model types whose graphs onnxruntime's BERT optimizer fuses
 VALIDATION_FILE = Path("predictions") / "val.csv"
 
@@ -224,7 +227,7 @@ class ParityCheck:
         drop = None if metric is None else self.metric - metric
         record = {
             "backend": backend.name,
-            "file": backend.path.name,
+            "file": backend.path.name if hasattr(backend, "path") else None,
             "max_abs_diff": diff,
             "decision_agreement": agreement,
             "metric_before": self.metric,
@@ -245,15 +248,19 @@ class ParityCheck:
             )
         if name == "onnx" and agreement < 1.0:
             return f"model.onnx decides differently from PyTorch on {1 - agreement:.2%} of texts: predict with PyTorch"
-        if name == "onnx-int8" and agreement < INT8_MIN_AGREEMENT:
+        if name == "onnx":
+            return None
+        what = "model.int8.onnx" if name == "onnx-int8" else name  # int8, or PyTorch at the machine's precision
+        fix = "export format=onnx (fp32) instead" if name == "onnx-int8" else "it is not used by backend=auto"
+        if agreement < INT8_MIN_AGREEMENT:
             return (
-                f"model.int8.onnx agrees with PyTorch's decisions on only {agreement:.2%} of texts "
-                f"(needs {INT8_MIN_AGREEMENT:.0%}): export format=onnx (fp32) instead"
+                f"{what} agrees with PyTorch fp32's decisions on only {agreement:.2%} of texts "
+                f"(needs {INT8_MIN_AGREEMENT:.0%}): {fix}"
             )
-        if name == "onnx-int8" and drop is not None and drop > max_int8_drop:
+        if drop is not None and drop > max_int8_drop:
             return (
-                f"int8 lowers validation {metric} by {drop:.4f} ({record['metric_before']:.4f} → "
-                f"{record['metric_after']:.4f}), above max_int8_drop={max_int8_drop}: export format=onnx (fp32), "
+                f"{what} lowers validation {metric} by {drop:.4f} ({record['metric_before']:.4f} → "
+                f"{record['metric_after']:.4f}), above max_int8_drop={max_int8_drop}: {fix}, "
                 "or accept more with a larger max_int8_drop"
             )
         return None
@@ -272,10 +279,13 @@ def export_run(
     max_int8_drop: float = 0.005,
     parity_texts: list[str] | None = None,
     batch_size: int = 64,
+    measure_speed: bool = True,
 ) -> dict:
     """Write <run_dir>/onnx (see the module docstring) if the export passes its parity check; the parity report.
 
-    A failed check raises a one-line ConfigError and leaves no onnx/ folder.
+    A failed ONNX check raises a one-line ConfigError and leaves no onnx/ folder. PyTorch at the machine's
+    precision (bf16 on AMX) is checked by the int8 rule too; failing it only keeps it from `backend=auto`.
+    `measure_speed`: time every backend that passed at batch 1 and 64 on this machine (`speeds`, what auto reads).
     """
     model_dir = check_request(run_dir, fmt, max_int8_drop, parity_texts)
     run_dir = model_dir.parent
@@ -298,6 +308,8 @@ def export_run(
         tokenizer.save_pretrained(partial)
         check = ParityCheck(network, tokenizer, spec, data, batch_size)
         records = [check.compare(backend, max_int8_drop) for backend in backends]
+        machine = machine_precision_backend(network)
+        torch_records = [check.compare(machine, max_int8_drop)] if machine is not None else []
         report = {
             "format": fmt,
             "texts": len(data.texts),
@@ -311,15 +323,28 @@ def export_run(
                 "max_int8_drop": max_int8_drop,
             },
             "backends": records,
+            "torch_precision": torch_records,  # PyTorch at the machine's precision, where that is not fp32
             "passed": all(record["passed"] for record in records),
         }
-        for record in records:
+        for record in records + torch_records:
             log.info("parity: %s", summary(record, check.metric_name))
+            if record["backend"].startswith("torch") and not record["passed"]:
+                log.warning("parity: %s", record["problem"])
         failed = [record["problem"] for record in records if record["problem"]]
         if failed:
             raise ConfigError(failed[0])
+        if measure_speed:
+            passed = {record["backend"] for record in records + torch_records if record["passed"]}
+            timed = [TorchBackend(network)] + [b for b in [machine, *backends] if b is not None and b.name in passed]
+            report["speeds"] = measure_speeds(timed, tokenizer, data.texts, spec.max_length, spec.multi_label)
         (partial / "parity.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def machine_precision_backend(network: EmotionNetwork) -> TorchBackend | None:
+    """PyTorch at the precision `auto` picks on this CPU, where that is not fp32 (bf16 autocast on AMX)."""
+    dtype = inference_dtype("auto", Hardware.detect(), torch.device("cpu"))
+    return None if dtype == torch.float32 else TorchBackend(network, dtype)
 
 
 def summary(record: dict, metric: str | None) -> str:

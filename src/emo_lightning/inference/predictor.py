@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from emo_lightning.inference.engine import Backend, TorchBackend, decide, predict_probabilities
+from emo_lightning.inference.backends import check_backend_choice, open_backend
+from emo_lightning.inference.engine import Backend, decide, predict_probabilities
 from emo_lightning.models.export import load_model_dir
 from emo_lightning.utils.errors import ConfigError
-from emo_lightning.utils.hardware import Hardware, inference_dtype
 
 
 @dataclass
@@ -23,9 +23,10 @@ class Prediction:
 class EmotionPredictor:
     """Wraps an exported model folder: `EmotionPredictor.from_run("outputs/…").predict(["i miss you"])`.
 
-    `precision`: `auto` (bf16 autocast where the machine has native bf16, else fp32), `fp32`, `bf16` or `fp16`;
-    probabilities are fp32 either way. `backend`: what runs the network instead of PyTorch at `precision` (e.g. an
-    ONNX session of the same folder); tokenizer, labels and thresholds still come from the folder.
+    `backend`: `auto` (the fastest that passed its parity check, per batch size: see inference/backends.py),
+    `torch`, `onnx` or `onnx-int8` (the run's `onnx/` export), or a `Backend` object. `precision` (for PyTorch):
+    `auto` (bf16 autocast where the machine has native bf16, else fp32), `fp32`, `bf16` or `fp16`; probabilities
+    are fp32 either way. Tokenizer, labels and thresholds come from the folder.
     """
 
     def __init__(
@@ -34,23 +35,24 @@ class EmotionPredictor:
         batch_size: int = 64,
         precision: str = "auto",
         threshold: float | None = None,
-        backend: Backend | None = None,
+        backend: str | Backend = "auto",
     ) -> None:
-        if backend is not None and precision != "auto":
+        if isinstance(backend, str):
+            check_backend_choice(backend, precision)
+        elif precision != "auto":
             raise ConfigError(
                 f"precision={precision} applies to the PyTorch backend only, and backend={backend.name} was given: "
                 "drop precision (or the backend)"
             )
+        model_dir = Path(model_dir)
         self.network, self.tokenizer, self.spec = load_model_dir(model_dir)
         self.batch_size = batch_size
         # multi-label decisions: the thresholds saved with the model (tuned on validation) unless one is given
         self.thresholds = [threshold] * len(self.spec.label_names) if threshold else self.spec.label_thresholds()
-        if backend is None:
+        if isinstance(backend, str):
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-            backend = TorchBackend(self.network.to(device), inference_dtype(precision, Hardware.detect(), device))
+            backend = open_backend(backend, self.network.to(device), model_dir.parent / "onnx", precision, device)
         self.backend = backend
-        self.device = getattr(backend, "device", torch.device("cpu"))
-        self.dtype = getattr(backend, "dtype", torch.float32)  # the autocast dtype of a PyTorch backend
 
     @classmethod
     def from_run(
@@ -59,7 +61,7 @@ class EmotionPredictor:
         batch_size: int = 64,
         precision: str = "auto",
         threshold: float | None = None,
-        backend: Backend | None = None,
+        backend: str | Backend = "auto",
     ) -> EmotionPredictor:
         """Accept a training run dir (holding `model/`) or the model folder itself."""
         run_dir = Path(run_dir).expanduser()

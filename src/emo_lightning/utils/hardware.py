@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import platform
 from dataclasses import dataclass, replace
 
 import torch
@@ -70,6 +71,29 @@ class Hardware:
             return f"CUDA GPU, bf16 {'yes' if self.cuda_bf16 else 'no'}{assumed}"
         units = f"AVX-512 BF16 {'yes' if self.avx512_bf16 else 'no'}, AMX {'yes' if self.amx else 'no'}"
         return f"CPU {self.cpu_isa}, {units}{assumed}"
+
+
+def processor_name() -> str:
+    """The GPU's name where there is one, else the CPU's model name."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_id() -> str:
+    """What speed measurements depend on: processor, its matrix units (as reported) and the cores this process has."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return f"{processor_name()}; {Hardware.detect().summary()}; {cores} cores"
 
 
 def choose_precision(hw: Hardware, on_gpu: bool) -> tuple[str, str]:

@@ -1,0 +1,135 @@
+"""backend=auto|torch|onnx|onnx-int8: the speeds export measures, what auto picks from them, and refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from emo_lightning.inference.backends import RoutedBackend, open_backend
+from emo_lightning.inference.engine import TorchBackend
+from emo_lightning.inference.onnx_export import export_run
+from emo_lightning.inference.predictor import EmotionPredictor
+from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.hardware import HARDWARE_ENV, machine_id
+from tests.conftest import ROOT
+from tests.test_predict_files import TEXTS, model_dir
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_models, tiny_mirror):
+    """A tiny trained run with its int8 export (parity passed, speeds measured here)."""
+    from tests.conftest import compose_train
+
+    out = tmp_path_factory.mktemp("exported")
+    cfg = compose_train(
+        [
+            f"model.pretrained_model_name_or_path={tiny_models['bert']}",
+            f"paths.data_dir={tiny_mirror}",
+            "trainer.accelerator=cpu",
+            "trainer.devices=1",
+            "data.batch_size=8",
+            "data.eval_batch_size=16",
+            "logger=none",
+            "plots=none",
+            "trainer.max_epochs=4",
+            "optimizer.lr=3e-3",
+        ],
+        out,
+    )
+    from emo_lightning.train import train
+
+    train(cfg)
+    report = export_run(out, "onnx-int8")
+    return out, report
+
+
+def test_routed_backend_sends_each_batch_to_the_nearest_measured_size(tmp_path, tiny_models):
+    network = EmotionPredictor(model_dir(tmp_path / "model", tiny_models, False), precision="fp32").network
+    small, large = TorchBackend(network), TorchBackend(network, torch.bfloat16)
+    routed = RoutedBackend({64: large, 1: small})
+    assert [routed.backend_for(rows) is small for rows in (1, 2, 8, 9, 64, 500)] == [True] * 3 + [False] * 3
+    assert routed.name == "auto(torch-fp32@1, torch-bf16@64)"
+    assert RoutedBackend({1: small, 64: small}).name == "torch-fp32"
+
+
+@pytest.mark.parametrize("kind, expected", [("avx2", "torch-fp32"), ("amx", "auto(torch-fp32@1, torch-bf16@64)")])
+def test_auto_without_an_export_follows_the_machine(tmp_path, tiny_models, monkeypatch, kind, expected):
+    monkeypatch.setenv(HARDWARE_ENV, kind)
+    predictor = EmotionPredictor(model_dir(tmp_path / "model", tiny_models, False))
+    assert predictor.backend.name == expected  # bf16 autocast only pays off in batches on an AMX CPU
+    fp32 = EmotionPredictor(model_dir(tmp_path / "model2", tiny_models, False), backend="torch", precision="fp32")
+    assert torch.allclose(predictor.predict_proba(TEXTS[:1]), fp32.predict_proba(TEXTS[:1]), atol=1e-6)
+
+
+def test_export_measures_every_passing_backend_and_auto_runs_the_fastest(exported):
+    run_dir, report = exported
+    speeds = report["speeds"]
+    assert speeds["machine"] == machine_id()
+    for size in ("1", "64"):
+        rates = speeds["texts_per_second"][size]
+        assert {"torch-fp32", "onnx", "onnx-int8"} <= set(rates) and all(rate > 0 for rate in rates.values())
+        assert speeds["auto"][size] == max(rates, key=rates.get)
+    predictor = EmotionPredictor.from_run(run_dir)
+    assert isinstance(predictor.backend, RoutedBackend)
+    assert {size: backend.name for size, backend in predictor.backend.choices.items()} == {
+        int(size): name for size, name in speeds["auto"].items()
+    }
+    reference = EmotionPredictor.from_run(run_dir, backend="torch", precision="fp32")
+    assert [p.labels for p in predictor.predict(TEXTS)] == [p.labels for p in reference.predict(TEXTS)]
+
+
+def test_auto_ignores_speeds_measured_on_another_machine(exported, tmp_path):
+    run_dir, _ = exported
+    copy = tmp_path / "run"
+    for folder in ("model", "onnx"):
+        shutil.copytree(run_dir / folder, copy / folder)
+    parity = json.loads((copy / "onnx" / "parity.json").read_text())
+    parity["speeds"]["machine"] = "another processor; CPU AVX2; 64 cores"
+    parity["speeds"]["auto"] = {"1": "torch-fp32", "64": "torch-fp32"}
+    (copy / "onnx" / "parity.json").write_text(json.dumps(parity))
+    # the rule: an ONNX export that passed its parity check, int8 first
+    assert EmotionPredictor.from_run(copy).backend.name == "onnx-int8"
+
+
+@pytest.mark.parametrize(
+    "backend, precision, message",
+    [
+        ("tensorrt", "auto", "backend=tensorrt is not one of auto, torch, onnx, onnx-int8"),
+        ("onnx", "fp32", "precision=fp32 applies to the PyTorch backend only"),
+        ("onnx", "auto", "backend=onnx needs an export with its parity check"),
+        ("onnx-int8", "auto", "python export.py run_dir="),
+    ],
+)
+def test_backend_refusals_are_one_line(tmp_path, tiny_models, backend, precision, message):
+    folder = model_dir(tmp_path / "model", tiny_models, False)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+        EmotionPredictor(folder, backend=backend, precision=precision)
+    assert "\n" not in str(error.value)
+    network = EmotionPredictor(folder, precision="fp32").network
+    with pytest.raises(ConfigError, match="backend="):
+        open_backend(backend if backend != "onnx" else "tensorrt", network, tmp_path / "onnx", precision)
+
+
+def test_predict_script_takes_the_backend(exported):
+    run_dir, _ = exported
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    answers = {}
+    for backend in ("torch", "onnx", "onnx-int8", "auto"):
+        result = subprocess.run(
+            [sys.executable, "predict.py", f"run_dir={run_dir}", "text=i am so happy today", f"backend={backend}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        answers[backend] = lines[lines.index("i am so happy today") + 1].split()[0]  # the top label
+    assert len(set(answers.values())) == 1, answers

@@ -14,7 +14,7 @@ ifneq ($(wildcard $(SHARED)/models),)
 export EMO_MODEL_DIR ?= $(SHARED)/models
 endif
 
-.PHONY: help install train test test-precision test-all lint format clean bench-speed bench-quality wandb-sync
+.PHONY: help install train test test-precision test-all lint format clean bench-speed bench-quality bench-infer wandb-sync
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,8 +42,14 @@ test-all:  ## every test, slow full-dataset training included
 bench-speed:  ## training throughput: batching modes, precisions, the HF Trainer; real MiniLM (~25 min)
 	$(PY) benchmarks/bench_speed.py $(ARGS)
 
+bench-infer:  ## inference texts/s, p50/p99 and accuracy: pipeline() vs our backends, then the service's load test; RUN=<run>
+	$(PY) benchmarks/bench_infer.py $(if $(RUN),--run $(RUN)) $(ARGS)
+
 SEEDS ?= 3
-GO_SEEDS ?= 3
+GO_bench-infer:  ## inference texts/s, p50/p99 and accuracy: pipeline() vs our backends, then the service's load test; RUN=<run>
+	$(PY) benchmarks/bench_infer.py $(if $(RUN),--run $(RUN)) $(ARGS)
+
+SEEDS ?= 3
 bench-quality:  ## test quality of the MiniLM presets over SEEDS seeds → docs/RESULTS.md (~7 h on a 2-core CPU; resumes)
 	$(PY) benchmarks/bench_quality.py --seeds $(SEEDS) --go-seeds $(GO_SEEDS) $(ARGS)
 

@@ -44,7 +44,7 @@ class EmotionPredictor:
                 f"precision={precision} applies to the PyTorch backend only, and backend={backend.name} was given: "
                 "drop precision (or the backend)"
             )
-        model_dir = Path(model_dir)
+        self.model_dir = model_dir = Path(model_dir)
         self.network, self.tokenizer, self.spec = load_model_dir(model_dir)
         self.batch_size = batch_size
         # multi-label decisions: the thresholds saved with the model (tuned on validation) unless one is given

@@ -1,0 +1,49 @@
+"""Serve a trained run over HTTP: `python serve.py run_dir=outputs/runs/<run>` → http://127.0.0.1:8000
+
+POST /predict {"text": "..."} or {"texts": [...]}; GET /health, /labels, / (a demo page), /docs. See docs/SERVE.md.
+"""
+
+import logging
+
+import hydra
+from omegaconf import DictConfig
+
+log = logging.getLogger("emo_lightning.serve")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    # imported after Hydra parsed the command line: settings and the port are checked before torch loads
+    from emo_lightning.cli import exit_on_bad_input
+    from emo_lightning.serving.settings import ServeSettings, bind_socket
+
+    with exit_on_bad_input():  # one line and exit 2 for bad input, before anything serves
+        run_dir = cfg.run_dir
+        settings = ServeSettings.from_cfg(cfg)
+        sock = bind_socket(settings.host, settings.port)
+        from emo_lightning.inference.predictor import EmotionPredictor
+        from emo_lightning.serving.app import create_app
+
+        predictor = EmotionPredictor.from_run(
+            run_dir, settings.batch_size, settings.precision, settings.threshold, backend=settings.backend
+        )
+    app = create_app(predictor, predictor.model_dir, settings.limits, settings.max_batch_size, settings.batch_timeout)
+    from emo_lightning.serving.server import run_server
+
+    labels = len(predictor.spec.label_names)
+    announce = f"({predictor.backend.name}, {labels} labels; demo page at /, API docs at /docs)"
+    stopped_by = run_server(app, sock, settings.shutdown_timeout, settings.access_log, announce)
+    counts = app.state.batcher.counts
+    log.info(
+        "stopped%s: %d requests answered, %d texts in %d batches",
+        f" on {stopped_by}" if stopped_by else "",
+        counts.requests,
+        counts.texts,
+        counts.batches,
+    )
+
+
+if __name__ == "__main__":
+    from emo_lightning.cli import run_cli
+
+    run_cli(main)

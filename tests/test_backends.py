@@ -62,7 +62,7 @@ def test_routed_backend_sends_each_batch_to_the_nearest_measured_size(tmp_path, 
 def test_auto_without_an_export_follows_the_machine(tmp_path, tiny_models, monkeypatch, kind, expected):
     monkeypatch.setenv(HARDWARE_ENV, kind)
     predictor = EmotionPredictor(model_dir(tmp_path / "model", tiny_models, False))
-    assert predictor.backend.name == expected  # bf16 autocast only pays off in batches on an AMX CPU
+    assert predictor.backend.name == expected  # bf16 only pays off in batches on an AMX CPU
     fp32 = EmotionPredictor(model_dir(tmp_path / "model2", tiny_models, False), backend="torch", precision="fp32")
     assert torch.allclose(predictor.predict_proba(TEXTS[:1]), fp32.predict_proba(TEXTS[:1]), atol=1e-6)
 

@@ -169,7 +169,7 @@ def test_fused_adamw_with_clipping_under_mixed_precision(precision, accelerator,
 
 
 def test_bf16_prediction_agrees_with_fp32_on_real_texts(tmp_path):
-    """The real MiniLM, real tweets: bf16 autocast (auto's choice on AMX CPUs) gives fp32's answers."""
+    """The real MiniLM, real tweets: bf16 weights (auto's choice for batches on AMX CPUs) gives fp32's answers."""
     from datasets import load_dataset
 
     from emo_lightning.data.loading import load_tokenizer

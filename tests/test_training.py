@@ -102,7 +102,7 @@ def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):
         expected = module.probabilities(module(batch["input_ids"], batch["attention_mask"]))
     assert torch.allclose(probs, expected, atol=1e-5)
     assert all(p.dtype == torch.float32 for p in predictor.network.parameters())
-    machine = EmotionPredictor.from_run(tmp_path, batch_size=64)  # backend auto: bf16 autocast in batches on AMX
+    machine = EmotionPredictor.from_run(tmp_path, batch_size=64)  # backend auto: bf16 in batches on AMX
     tolerance = 0.02 if "bf16" in machine.backend.name else 1e-5  # bf16 keeps 8 bits of mantissa
     assert torch.allclose(machine.predict_proba(texts), expected, atol=tolerance)
     ranked = predictor.predict(texts)[0]

@@ -123,7 +123,7 @@ def fastest(speeds: dict[str, float]) -> str:
 
 def rule_choices(report: dict | None, device: torch.device) -> dict[int, str]:
     """Without measurements: an exported ONNX model that passed (int8 first), else PyTorch at the machine's
-    precision for large batches and fp32 for single texts (on an AMX CPU bf16 autocast pays off only in batches)."""
+    precision for large batches and fp32 for single texts (on an AMX CPU bf16 pays off only in batches)."""
     passed = [record["backend"] for record in (report or {}).get("backends", []) if record.get("passed")]
     for name in ("onnx-int8", "onnx"):
         if name in passed:

@@ -7,6 +7,7 @@ Nothing here imports Lightning or Hydra, so prediction loads fast.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Protocol
 
 import torch
@@ -15,7 +16,6 @@ from tqdm.auto import tqdm
 
 from emo_lightning.data.batching import SortedBatchSampler, restore_order
 from emo_lightning.models.thresholds import binarize
-from emo_lightning.utils.hardware import autocast
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -34,15 +34,18 @@ class Backend(Protocol):
 
 
 class TorchBackend:
-    """A PyTorch network (e.g. `EmotionNetwork`) in eval mode on `device`, under autocast for `dtype` (none for fp32).
+    """A PyTorch network (e.g. `EmotionNetwork`) in eval mode on `device`, its weights in `dtype`.
 
-    `device`: where the network's parameters are, unless given (the network is not moved).
+    For bf16/fp16 it runs a copy of the network cast to that dtype (the given network stays fp32): on an AMX CPU
+    that is ~1.2× the speed of autocast over fp32 weights, which re-casts every weight on every call. Logits come
+    back in fp32. `device`: where the network's parameters are, unless given (the network is not moved).
     """
 
     def __init__(self, network: nn.Module, dtype: torch.dtype = torch.float32, device: torch.device | None = None):
         if dtype not in DTYPE_NAMES:
             raise ValueError(f"dtype {dtype} is not one of {', '.join(map(str, DTYPE_NAMES))}")
-        self.network = network.eval()
+        network.eval()
+        self.network = network if dtype == torch.float32 else copy.deepcopy(network).to(dtype)
         self.dtype = dtype
         self.device = device if device is not None else next(network.parameters()).device
         self.name = self.name_for(dtype)
@@ -53,8 +56,7 @@ class TorchBackend:
 
     @torch.inference_mode()
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        with autocast(self.device, self.dtype):
-            logits = self.network(input_ids.to(self.device), attention_mask.to(self.device))
+        logits = self.network(input_ids.to(self.device), attention_mask.to(self.device))
         return logits.float().cpu()
 
 

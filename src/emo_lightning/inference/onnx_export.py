@@ -342,7 +342,7 @@ def export_run(
 
 
 def machine_precision_backend(network: EmotionNetwork) -> TorchBackend | None:
-    """PyTorch at the precision `auto` picks on this CPU, where that is not fp32 (bf16 autocast on AMX)."""
+    """PyTorch at the precision `auto` picks on this CPU, where that is not fp32 (bf16 on AMX)."""
     dtype = inference_dtype("auto", Hardware.detect(), torch.device("cpu"))
     return None if dtype == torch.float32 else TorchBackend(network, dtype)
 

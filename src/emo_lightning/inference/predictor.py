@@ -25,7 +25,7 @@ class EmotionPredictor:
 
     `backend`: `auto` (the fastest that passed its parity check, per batch size: see inference/backends.py),
     `torch`, `onnx` or `onnx-int8` (the run's `onnx/` export), or a `Backend` object. `precision` (for PyTorch):
-    `auto` (bf16 autocast where the machine has native bf16, else fp32), `fp32`, `bf16` or `fp16`; probabilities
+    `auto` (bf16 weights where the machine has native bf16, else fp32), `fp32`, `bf16` or `fp16`; probabilities
     are fp32 either way. Tokenizer, labels and thresholds come from the folder.
     """
 

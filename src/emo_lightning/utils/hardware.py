@@ -6,7 +6,6 @@ docs/PERFORMANCE.md.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import platform
@@ -169,9 +168,3 @@ def inference_dtype(precision: str, hw: Hardware, device: torch.device) -> torch
         log.warning(BF16_EMULATED_WARNING.format(setting="precision=bf16", fix="precision=auto"))
     return INFERENCE_DTYPES[precision]
 
-
-def autocast(device: torch.device, dtype: torch.dtype):
-    """Autocast context for `dtype`; a no-op for fp32."""
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)

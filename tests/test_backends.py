@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from emo_lightning.inference.backends import RoutedBackend, open_backend
-from emo_lightning.inference.engine import TorchBackend
+from emo_lightning.inference.engine import TorchBackend, predict_probabilities
 from emo_lightning.inference.onnx_export import export_run
 from emo_lightning.inference.predictor import EmotionPredictor
 from emo_lightning.utils.errors import ConfigError
@@ -133,3 +133,16 @@ def test_predict_script_takes_the_backend(exported):
         lines = result.stdout.splitlines()
         answers[backend] = lines[lines.index("i am so happy today") + 1].split()[0]  # the top label
     assert len(set(answers.values())) == 1, answers
+
+
+def test_batches_in_lanes_give_the_same_probabilities_in_order_and_restore_threads(tmp_path, tiny_models):
+    predictor = EmotionPredictor(model_dir(tmp_path / "model", tiny_models, False), precision="fp32")
+    texts = [f"{text} {'very ' * n}" for n in range(9) for text in TEXTS]  # 36 texts of many lengths
+    args = (predictor.tokenizer, texts, 32, False, 4)
+    threads = torch.get_num_threads()
+    one = predict_probabilities(TorchBackend(predictor.network, lanes=1), *args)
+    two = predict_probabilities(TorchBackend(predictor.network, lanes=2), *args)
+    assert torch.get_num_threads() == threads  # this thread's torch setting is back
+    assert torch.allclose(one, two, atol=1e-6) and one.shape == (36, len(predictor.spec.label_names))
+    alone = torch.cat([predict_probabilities(predictor.backend, predictor.tokenizer, [t], 32, False) for t in texts])
+    assert torch.allclose(two, alone, atol=1e-5)  # each row is its own text's, in input order

@@ -37,11 +37,20 @@ def val_rows(run_dir) -> list[dict]:
     "overrides, metric",
     [
         (["head=linear"], "accuracy"),
+        (["head=linear", "head.pooling=pooler"], "accuracy"),  # the transformers classifier form of model/
         (["head=mlp"], "accuracy"),
         (["data=go_emotions", "head=linear"], "f1_micro"),
+        (["data=go_emotions", "head=linear", "head.pooling=pooler"], "f1_micro"),
         (["data=sem_eval_2018", "head=label_prompt", "data.max_length=64"], "f1_micro"),
     ],
-    ids=["emotion-linear", "emotion-mlp", "go_emotions-linear", "sem_eval-label_prompt"],
+    ids=[
+        "emotion-linear",
+        "emotion-pooler_linear",
+        "emotion-mlp",
+        "go_emotions-linear",
+        "go_emotions-pooler_linear",
+        "sem_eval-label_prompt",
+    ],
 )
 def test_export_passes_parity_and_writes_a_self_contained_folder(tiny_cfg, tmp_path, overrides, metric):
     run_dir = tiny_run(tiny_cfg, *overrides)

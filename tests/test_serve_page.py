@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import ROOT
 from tests.test_predict_files import LABELS, model_dir
 from tests.test_serve import Server
 
@@ -74,4 +76,7 @@ def test_demo_page_draws_one_bar_per_label_as_wide_as_its_probability(tmp_path, 
     for row in rows:
         assert row["share"] == pytest.approx(expected["scores"][row["label"]], abs=0.01), row
         assert row["decided"] == (row["label"] in expected["labels"])
-    assert (tmp_path / "demo.png").read_bytes().startswith(b"\x89PNG")  # kept under pytest's tmp dir
+    assert (tmp_path / "demo.png").read_bytes().startswith(b"\x89PNG")
+    kept = ROOT / "outputs" / "test-artifacts" / "demo_page.png"  # the newest screenshot, to look at
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tmp_path / "demo.png", kept)

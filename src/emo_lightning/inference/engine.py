@@ -7,7 +7,9 @@ Nothing here imports Lightning or Hydra, so prediction loads fast.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
 import torch
@@ -27,6 +29,7 @@ class Backend(Protocol):
     """Runs the network: token ids → logits. Implementations: TorchBackend (here), OnnxBackend (onnx_backend.py)."""
 
     name: str  # "torch-fp32", "torch-bf16", "onnx", "onnx-int8"
+    lanes: int  # batches it may run at once, each on a share of the cores (1: one after another, on all cores)
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(batch, labels) float32 on the CPU, from int64 CPU ids and mask padded with the tokenizer's pad id."""
@@ -39,9 +42,16 @@ class TorchBackend:
     For bf16/fp16 it runs a copy of the network cast to that dtype (the given network stays fp32): on an AMX CPU
     that is ~1.2× the speed of autocast over fp32 weights, which re-casts every weight on every call. Logits come
     back in fp32. `device`: where the network's parameters are, unless given (the network is not moved).
+    `lanes`: batches run at once, each on a share of the cores (default: see `default_lanes`).
     """
 
-    def __init__(self, network: nn.Module, dtype: torch.dtype = torch.float32, device: torch.device | None = None):
+    def __init__(
+        self,
+        network: nn.Module,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | None = None,
+        lanes: int | None = None,
+    ):
         if dtype not in DTYPE_NAMES:
             raise ValueError(f"dtype {dtype} is not one of {', '.join(map(str, DTYPE_NAMES))}")
         network.eval()
@@ -49,6 +59,7 @@ class TorchBackend:
         self.dtype = dtype
         self.device = device if device is not None else next(network.parameters()).device
         self.name = self.name_for(dtype)
+        self.lanes = lanes if lanes is not None else default_lanes(self.device)
 
     @staticmethod
     def name_for(dtype: torch.dtype) -> str:
@@ -78,12 +89,49 @@ def predict_probabilities(
         return torch.empty(0, 0)
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     batches = SortedBatchSampler([len(ids) for ids in encoded], batch_size)
+
+    def batch_probabilities(indices: list[int]) -> torch.Tensor:
+        logits = backend.logits(*pad_batch([encoded[i] for i in indices], tokenizer)).float()
+        return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
+
+    lanes = lanes_for(backend, min(batch_size, len(texts))) if len(batches) > 1 else 1
     chunks = []
-    for indices in tqdm(batches, desc="predict", unit="batch", disable=not progress):
-        input_ids, attention_mask = pad_batch([encoded[i] for i in indices], tokenizer)
-        logits = backend.logits(input_ids, attention_mask).float()
-        chunks.append(torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1))
+    with tqdm(total=len(batches), desc="predict", unit="batch", disable=not progress) as bar, in_lanes(lanes) as run:
+        for probs in run(batch_probabilities, batches):
+            chunks.append(probs)
+            bar.update()
     return restore_order(torch.cat(chunks), batches.order)
+
+
+def default_lanes(device: torch.device) -> int:
+    """On a CPU one lane per intra-op thread (the cores torch uses), on a GPU one. Measured on a 2-core AMX Xeon,
+    MiniLM, the 2,000 emotion test texts in batches of 64: bf16 1,328 → 1,556 texts/s with 2 lanes, fp32 495 → 524
+    (small batches of short texts keep one core busier than two cores share one batch)."""
+    return torch.get_num_threads() if device.type == "cpu" else 1
+
+
+def lanes_for(backend: Backend, rows: int) -> int:
+    """The lanes of the backend that runs batches of `rows` texts (a routed backend picks one per batch size)."""
+    chosen = backend.backend_for(rows) if hasattr(backend, "backend_for") else backend
+    return max(1, getattr(chosen, "lanes", 1))
+
+
+@contextlib.contextmanager
+def in_lanes(lanes: int):
+    """A `map(function, batches)` that yields results in order: in this thread, or over `lanes` threads that each
+    run torch with an equal share of its intra-op threads. Meanwhile this thread runs torch on one thread (its idle
+    thread team would otherwise spin on the lanes' cores); its setting is restored after."""
+    if lanes <= 1:
+        yield map
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    share = max(1, threads // lanes)
+    try:
+        with ThreadPoolExecutor(lanes, "predict", initializer=torch.set_num_threads, initargs=(share,)) as pool:
+            yield pool.map
+    finally:
+        torch.set_num_threads(threads)
 
 
 def pad_batch(encoded: list[list[int]], tokenizer: PreTrainedTokenizerBase) -> tuple[torch.Tensor, torch.Tensor]:

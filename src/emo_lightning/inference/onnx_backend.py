@@ -49,6 +49,7 @@ class OnnxBackend:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
         self.name = "onnx-int8" if int8 else "onnx"
+        self.lanes = 1  # onnxruntime runs one batch on all its intra-op threads
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         feed = {

@@ -212,6 +212,7 @@ def test_bad_config_exits_2_with_one_line_before_serving(folder):
         (f"run_dir={folder}", "max_batch_size=0"): "max_batch_size=0 is not a positive integer",
         (f"run_dir={folder}", "batch_timeout=-1"): "batch_timeout=-1 is not a number of seconds >= 0",
         (f"run_dir={folder}", "port=70000"): "port=70000 is not a port",
+        (f"run_dir={folder}", "limits=5"): "limits=5 is not a group of limits",
     }
     command = [sys.executable, "serve.py"]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}

@@ -113,7 +113,7 @@ def auto_backend(network: torch.nn.Module, onnx_dir: Path, device: torch.device)
     for name in set(names.values()):
         opened[name] = named_backend(name, network, onnx_dir, device)
     routed = RoutedBackend({size: opened[name] for size, name in names.items()})
-    log.info("backend auto → %s, from %s", routed.name, source)
+    log.debug("backend auto → %s, from %s", routed.name, source)
     return routed
 
 

@@ -36,6 +36,11 @@ class ServeSettings:
         if threshold is not None and not (isinstance(threshold, int | float) and 0 < threshold < 1):
             raise ConfigError(f"threshold={threshold} is not a probability: give 0 < threshold < 1, or threshold=null")
         limits = cfg["limits"]
+        if not isinstance(limits, Mapping):
+            raise ConfigError(
+                f"limits={limits} is not a group of limits: set one with limits.max_texts=<n> "
+                "(or limits.max_body_bytes, limits.max_text_chars)"
+            )
         return cls(
             host=str(cfg["host"]),
             port=port,

@@ -167,4 +167,3 @@ def inference_dtype(precision: str, hw: Hardware, device: torch.device) -> torch
     if precision == "bf16" and not bf16_native(hw, device.type == "cuda"):
         log.warning(BF16_EMULATED_WARNING.format(setting="precision=bf16", fix="precision=auto"))
     return INFERENCE_DTYPES[precision]
-

@@ -98,8 +98,9 @@ def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):
     module.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
     module.eval()
     batch = datamodule.tokenizer(texts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        expected = module.probabilities(module(batch["input_ids"], batch["attention_mask"]))
+    temperatures = torch.tensor(json.loads((tmp_path / "metrics.json").read_text())["temperatures"])
+    with torch.no_grad():  # the exported model is calibrated: the module's logits over the temperature
+        expected = module.probabilities(module(batch["input_ids"], batch["attention_mask"]) / temperatures)
     assert torch.allclose(probs, expected, atol=1e-5)
     assert all(p.dtype == torch.float32 for p in predictor.network.parameters())
     machine = EmotionPredictor.from_run(tmp_path, batch_size=64)  # backend auto: bf16 in batches on AMX
@@ -164,7 +165,8 @@ def test_ema_weights_are_validated_checkpointed_and_exported(tiny_cfg, tmp_path)
     assert not torch.equal(averaged[key], current[key]), "the checkpoint should hold the averaged weights"
     predictor = EmotionPredictor.from_run(tmp_path)
     exported = predictor.network.head.state_dict()["classifier.weight"]
-    assert torch.equal(exported, averaged[key])
+    (temperature,) = json.loads((tmp_path / "metrics.json").read_text())["temperatures"]  # folded into the export
+    assert torch.equal(exported, (averaged[key].double() / temperature).float())
 
 
 def test_warm_start_from_a_finished_runs_model_folder(tiny_cfg, tmp_path):
@@ -184,6 +186,8 @@ def test_debug_runs_evaluate_only_what_their_trainer_reads(tiny_cfg, tmp_path):
     train(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["notes"] == [
+        "probabilities are temperature-scaled, fitted on validation (val/ece_calibrated is optimistic, "
+        "test/ece_calibrated is not); thresholds, *_tuned and predictions/ are on that scale",
         "val/*_tuned are scored on the split the thresholds were tuned on (optimistic); test/*_tuned are not",
         "a debug run: evaluated on part of validation (first 4 examples), test (first 4 examples)",
     ]

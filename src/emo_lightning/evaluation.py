@@ -1,7 +1,8 @@
 """After training: whole-split probabilities, thresholds tuned on validation, metrics at those thresholds.
 
-The probabilities come from `inference.engine.predict_probabilities`, the label sets from `decide`: the same path as
-`EmotionPredictor`, so predictions/*.csv hold what the exported model predicts.
+The probabilities come from `inference.engine` (`predict_logits` → `to_probabilities`, the halves of
+`predict_probabilities`), the label sets from `decide`: the same path as `EmotionPredictor`, so predictions/*.csv
+hold what the exported model predicts (calibrated, where the run fits temperatures).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from emo_lightning.inference.engine import Backend, decide, predict_probabilities
+from emo_lightning.inference.engine import Backend, decide, predict_logits, to_probabilities
+from emo_lightning.models.calibration import calibrated_thresholds, expected_calibration_error, fit_temperatures
 from emo_lightning.models.thresholds import ThresholdTuner, binary_f1, micro_f1, sample_jaccard
 
 if TYPE_CHECKING:
@@ -57,11 +59,12 @@ class SplitOutputs:
 class Evaluation:
     """What `evaluate_splits` found: tuned metrics, per-label F1 and confusion counts per stage, the thresholds."""
 
-    metrics: dict[str, float] = field(default_factory=dict)  # `<stage>/<metric>_tuned` (multi-label only)
+    metrics: dict[str, float] = field(default_factory=dict)  # `<stage>/<metric>_tuned` (multi-label), `<stage>/ece*`
     per_label: dict[str, dict[str, float]] = field(default_factory=dict)
     confusion: dict[str, torch.Tensor] = field(default_factory=dict)  # single-label: (true, predicted) counts
-    thresholds: list[float] | None = None
+    thresholds: list[float] | None = None  # with temperatures: on the calibrated scale
     outputs: dict[str, SplitOutputs] = field(default_factory=dict)
+    temperatures: list[float] | None = None  # fitted on validation (calibrate=True): 1 or one per label
 
 
 def evaluate_splits(
@@ -76,38 +79,60 @@ def evaluate_splits(
     max_length: int = 512,
     batch_size: int = 64,
     threshold: float = 0.5,
+    calibrate: bool = False,
 ) -> Evaluation:
     """Probabilities of every split's `texts` (split name → texts, gold `labels` alike: class ids or multi-hot rows);
-    thresholds tuned on `validation` (never on test), then every split scored with them (untuned: `threshold`)."""
-    collected = {
-        split: (
-            predict_probabilities(backend, tokenizer, list(split_texts), max_length, multi_label, batch_size),
-            torch.as_tensor(list(labels[split])),
-        )
+    thresholds tuned on `validation` (never on test), then every split scored with them (untuned: `threshold`).
+
+    `calibrate`: also fit temperatures on validation's logits (`models.calibration`), report `<stage>/ece` and
+    `<stage>/ece_calibrated`, and keep calibrated probabilities, with the thresholds mapped to their scale (the
+    same decisions), in the outputs: what the exported model predicts.
+    """
+    logits = {
+        split: predict_logits(backend, tokenizer, list(split_texts), max_length, batch_size)
         for split, split_texts in texts.items()
     }
-    return score_splits(collected, label_names, multi_label, tuner, threshold)
+    targets = {split: torch.as_tensor(list(labels[split])) for split in texts}
+    raw = {split: (to_probabilities(logits[split], multi_label), targets[split]) for split in texts}
+    thresholds, at_least_one = None, False
+    if multi_label and tuner is not None:
+        thresholds, at_least_one = [round(float(t), 4) for t in tuner(*raw["validation"])], tuner.at_least_one
+    if not calibrate or not len(targets.get("validation", [])):
+        return score_splits(raw, label_names, multi_label, thresholds, at_least_one, threshold)
+    temperatures = fit_temperatures(logits["validation"], targets["validation"], multi_label)
+    scale = torch.tensor(temperatures)
+    calibrated = {split: (to_probabilities(logits[split], multi_label, scale), targets[split]) for split in texts}
+    if multi_label:
+        thresholds = calibrated_thresholds(thresholds or [threshold] * len(label_names), temperatures)
+    result = score_splits(calibrated, label_names, multi_label, thresholds, at_least_one, threshold, tuner is not None)
+    result.temperatures = temperatures
+    for split in texts:
+        stage = stage_of(split)
+        result.metrics[f"{stage}/ece"] = expected_calibration_error(*raw[split], multi_label)
+        result.metrics[f"{stage}/ece_calibrated"] = expected_calibration_error(*calibrated[split], multi_label)
+    return result
 
 
 def score_splits(
     collected: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
     label_names: list[str],
     multi_label: bool,
-    tuner: ThresholdTuner | None,
+    thresholds: list[float] | None,
+    at_least_one: bool,
     threshold: float,
+    tuned: bool | None = None,
 ) -> Evaluation:
-    """Tune on validation's (probabilities, targets), then decide and score every split."""
-    thresholds, at_least_one = None, False
-    if multi_label and tuner is not None:
-        thresholds, at_least_one = tuner(*collected["validation"]), tuner.at_least_one
-    result = Evaluation(thresholds=None if thresholds is None else [round(float(t), 4) for t in thresholds])
+    """Decide and score every split's (probabilities, targets) at `thresholds` (multi-label; None: `threshold`);
+    `<stage>/<metric>_tuned` where they were tuned (`tuned`; None: where there are thresholds)."""
+    tuned = thresholds is not None if tuned is None else tuned
+    result = Evaluation(thresholds=thresholds)
     for split, (probs, targets) in collected.items():
         stage = stage_of(split)
         gold = gold_sets(targets, len(label_names))
         pred = decide(probs, multi_label, thresholds if thresholds is not None else threshold, at_least_one)
         result.outputs[stage] = SplitOutputs(probs, gold, pred)
         result.per_label[stage] = per_label_f1(pred, gold, label_names)
-        if thresholds is not None:
+        if tuned:
             result.metrics |= {f"{stage}/{name}_tuned": value for name, value in set_metrics(pred, gold).items()}
         if not multi_label:
             result.confusion[stage] = gold.long().T @ pred.long()

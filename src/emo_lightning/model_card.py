@@ -88,6 +88,24 @@ def _label_table(
     return lines
 
 
+def _calibration_lines(multi_label: bool, temperatures: Sequence[float] | None) -> list[str]:
+    if not temperatures:
+        return []
+    what = (
+        "one temperature per label (the thresholds above are mapped to that scale: each label's decision is the "
+        "tuned one)"
+        if multi_label
+        else f"one temperature, T = {temperatures[0]:.4f} (the top label is unchanged)"
+    )
+    return [
+        "## Calibration",
+        "",
+        f"The probabilities are temperature-scaled, fitted on validation by minimizing the NLL: {what}. `ece` /",
+        "`ece_calibrated` in the metrics: expected calibration error before and after.",
+        "",
+    ]
+
+
 def _front_matter(
     label_names: Sequence[str],
     multi_label: bool,
@@ -123,12 +141,14 @@ def render_card(
     metrics: Mapping[str, float] | None = None,
     per_label: Mapping[str, Mapping[str, float]] | None = None,
     facts: Mapping | None = None,
+    temperatures: Sequence[float] | None = None,
 ) -> str:
     """README.md text.
 
     `thresholds`: multi-label decision thresholds (`tuned`: on validation); `transformers`: the folder loads with
     `AutoModelForSequenceClassification` (then the card shows `pipeline()`); `metrics`: metrics.json's
-    `<stage>/<name>` figures; `per_label`: {"val"/"test": {label: F1}}; `facts`: `card_facts` of the training config.
+    `<stage>/<name>` figures; `per_label`: {"val"/"test": {label: F1}}; `facts`: `card_facts` of the training config;
+    `temperatures`: the calibration temperatures fitted on validation (None: uncalibrated probabilities).
     """
     metrics, per_label, facts = dict(metrics or {}), dict(per_label or {}), dict(facts or {})
     kind = (
@@ -157,6 +177,7 @@ def render_card(
             + (" (tuned on validation)." if tuned else "."),
             "",
         ]
+    lines += _calibration_lines(multi_label, temperatures)
     table = _metric_table(metrics)
     lines += ["## Metrics", ""] + (table or ["Not measured when this folder was written."]) + [""]
     if any(key.endswith("_tuned") for key in metrics):

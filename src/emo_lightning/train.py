@@ -188,7 +188,8 @@ def evaluation_limit(limit: int | float | None, fast_dev_run: bool | int, batch_
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, evaluate the best checkpoint on validation and test, tune thresholds, write metrics.json and model/."""
+    """Fit, evaluate the best checkpoint on validation and test, tune thresholds, fit calibration temperatures,
+    write metrics.json and model/."""
     validate_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     check_run_dir(output_dir, resuming=bool(cfg.resume) or is_extra_rank())  # rank 0 owns the folder
@@ -247,15 +248,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 max_length=datamodule.max_length,
                 batch_size=datamodule.eval_batch_size,
                 threshold=module.threshold,
+                calibrate=True,  # temperatures fitted on validation, saved with (folded into) the model
             )
             metrics |= evaluation.metrics
-            spec.thresholds = evaluation.thresholds
+            spec.thresholds, spec.temperatures = evaluation.thresholds, evaluation.temperatures
             spec.at_least_one = bool(tuner is not None and tuner.at_least_one)
             log_tuned(trainer, evaluation.metrics, spec.thresholds)
             monitor = trainer.checkpoint_callback.monitor if trainer.checkpoint_callback else module.monitor
-            notes = run_notes(datamodule.has_test, tuned=bool(evaluation.metrics), limits=limits)
+            tuned = any(key.endswith("_tuned") for key in evaluation.metrics)
+            notes = run_notes(datamodule.has_test, tuned, limits, calibrated=spec.temperatures is not None)
             write_metrics(
-                output_dir / "metrics.json", metrics, ckpt_path, monitor, evaluation.per_label, spec.thresholds, notes
+                output_dir / "metrics.json",
+                metrics,
+                ckpt_path,
+                monitor,
+                evaluation.per_label,
+                spec.thresholds,
+                notes,
+                temperatures=spec.temperatures,
             )
             with atomic_dir(output_dir / "model") as model_dir:
                 facts = card_facts(OmegaConf.to_container(cfg, resolve=True))
@@ -277,20 +287,31 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def log_tuned(trainer: L.Trainer, tuned: dict[str, float], thresholds: list[float] | None) -> None:
-    if not tuned:
+def log_tuned(trainer: L.Trainer, figures: dict[str, float], thresholds: list[float] | None) -> None:
+    """The final evaluation's figures (tuned metrics, ECE) to the loggers; the tuned ones and ECE to the console."""
+    if not figures:
         return
     for logger in trainer.loggers:
-        logger.log_metrics(tuned, step=trainer.global_step)
+        logger.log_metrics(figures, step=trainer.global_step)
         logger.save()
-    stage = "test/" if any(k.startswith("test/") for k in tuned) else "val/"
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in tuned.items() if k.startswith(stage))
-    log.info("thresholds tuned on validation (%s): %s", " ".join(f"{t:.2f}" for t in thresholds), shown)
+    stage = "test/" if any(k.startswith("test/") for k in figures) else "val/"
+    tuned = {k: v for k, v in figures.items() if k.endswith("_tuned")}
+    if tuned and thresholds is not None:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in tuned.items() if k.startswith(stage))
+        log.info("thresholds tuned on validation (%s): %s", " ".join(f"{t:.2f}" for t in thresholds), shown)
+    if f"{stage}ece" in figures:
+        before, after = figures[f"{stage}ece"], figures[f"{stage}ece_calibrated"]
+        log.info("temperature scaling (fitted on validation): %sece %.4f → %.4f", stage, before, after)
 
 
-def run_notes(has_test: bool, tuned: bool, limits: dict[str, int | None]) -> list[str]:
+def run_notes(has_test: bool, tuned: bool, limits: dict[str, int | None], calibrated: bool = False) -> list[str]:
     """What a reader of metrics.json must know to read its figures honestly; each note is also logged."""
     notes = []
+    if calibrated:
+        notes.append(
+            "probabilities are temperature-scaled, fitted on validation (val/ece_calibrated is optimistic, "
+            "test/ece_calibrated is not); thresholds, *_tuned and predictions/ are on that scale"
+        )
     if tuned:
         notes.append(
             "val/*_tuned are scored on the split the thresholds were tuned on (optimistic); test/*_tuned are not"
@@ -313,6 +334,7 @@ def write_metrics(
     per_label_f1: dict[str, dict[str, float]],
     thresholds: list[float] | None,
     notes: list[str] = (),
+    temperatures: list[float] | None = None,
 ) -> None:
     record = {
         "monitor": monitor,
@@ -321,6 +343,7 @@ def write_metrics(
         "per_label_f1": per_label_f1,
         "thresholds": thresholds,
         "tuned_on": "validation" if thresholds is not None else None,
+        "temperatures": temperatures,  # calibration, fitted on validation; None: uncalibrated
         "notes": list(notes),
     }
     atomic_write_text(path, json.dumps(record, indent=2))

@@ -1,7 +1,8 @@
 """The one inference path: texts → token ids → a backend's logits → fp32 probabilities → label decisions.
 
 The final evaluation of a training run, its predictions/*.csv, `EmotionPredictor` and predict.py all call
-`predict_probabilities` and `decide`; only the `Backend` that runs the network differs (PyTorch here, ONNX beside).
+`predict_probabilities` (the evaluation its two halves, `predict_logits` and `to_probabilities`, to fit temperatures
+on the logits) and `decide`; only the `Backend` that runs the network differs (PyTorch here, ONNX beside).
 Nothing here imports Lightning or Hydra, so prediction loads fast.
 """
 
@@ -79,26 +80,50 @@ def predict_probabilities(
     multi_label: bool,
     batch_size: int = 64,
     progress: bool = False,
+    temperatures: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """fp32 probabilities (len(texts), num_labels) in the order of `texts` (no texts: shape (0, 0)).
 
-    Texts are truncated to `max_length` tokens and batched longest first (little padding); sigmoid (multi-label)
-    or softmax of the logits, in fp32.
+    Sigmoid (multi-label) or softmax of `predict_logits`, divided first by `temperatures` (one for the softmax, one
+    per label for the sigmoids; None: as they are, e.g. where a model folder folded them into its weights).
+    """
+    logits = predict_logits(backend, tokenizer, texts, max_length, batch_size, progress)
+    return to_probabilities(logits, multi_label, temperatures) if logits.numel() else logits
+
+
+def to_probabilities(logits: torch.Tensor, multi_label: bool, temperatures: torch.Tensor | None = None) -> torch.Tensor:
+    """fp32 sigmoid (multi-label) or softmax of `logits` / `temperatures` (None: of the logits)."""
+    logits = logits.float()
+    if temperatures is not None:
+        logits = logits / torch.as_tensor(temperatures, dtype=torch.float32)
+    return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
+
+
+def predict_logits(
+    backend: Backend,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_length: int,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> torch.Tensor:
+    """fp32 logits (len(texts), num_labels) in the order of `texts` (no texts: shape (0, 0)).
+
+    Texts are truncated to `max_length` tokens and batched longest first (little padding).
     """
     if not texts:
         return torch.empty(0, 0)
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     batches = SortedBatchSampler([len(ids) for ids in encoded], batch_size)
 
-    def batch_probabilities(indices: list[int]) -> torch.Tensor:
-        logits = backend.logits(*pad_batch([encoded[i] for i in indices], tokenizer)).float()
-        return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
+    def batch_logits(indices: list[int]) -> torch.Tensor:
+        return backend.logits(*pad_batch([encoded[i] for i in indices], tokenizer)).float()
 
     lanes = lanes_for(backend, min(batch_size, len(texts))) if len(batches) > 1 else 1
     chunks = []
     with tqdm(total=len(batches), desc="predict", unit="batch", disable=not progress) as bar, in_lanes(lanes) as run:
-        for probs in run(batch_probabilities, batches):
-            chunks.append(probs)
+        for logits in run(batch_logits, batches):
+            chunks.append(logits)
             bar.update()
     return restore_order(torch.cat(chunks), batches.order)
 

@@ -3,7 +3,7 @@
 <run_dir>/onnx/
   model.onnx           encoder + head, (input_ids, attention_mask) → logits, dynamic batch and sequence axes, fp32
   model.int8.onnx      format=onnx-int8: dynamic quantization of model.onnx (QInt8 weights)
-  classifier.json      copied from model/: labels, thresholds, at_least_one, max_length
+  classifier.json      copied from model/: labels, thresholds, at_least_one, max_length, temperatures
   tokenizer files      the run's tokenizer, so the folder predicts alone
   parity.json          what the parity check measured (ONNX, and PyTorch at the machine's precision, vs PyTorch
                        fp32), and each passing backend's texts/s at batch 1 and 64 here (what backend=auto reads)
@@ -205,8 +205,15 @@ class ParityCheck:
 
     def probabilities(self, backend) -> torch.Tensor:
         started = time.perf_counter()
+        spec = self.spec  # temperatures not folded into the weights are applied alike on every side
         probs = predict_probabilities(
-            backend, self.tokenizer, self.data.texts, self.spec.max_length, self.spec.multi_label, self.batch_size
+            backend,
+            self.tokenizer,
+            self.data.texts,
+            spec.max_length,
+            spec.multi_label,
+            self.batch_size,
+            temperatures=spec.engine_temperatures(),
         )
         log.info("parity: %s on %d texts in %.1f s", backend.name, len(self.data.texts), time.perf_counter() - started)
         return probs

@@ -23,10 +23,11 @@ class Prediction:
 class EmotionPredictor:
     """Wraps an exported model folder: `EmotionPredictor.from_run("outputs/…").predict(["i miss you"])`.
 
-    `backend`: `auto` (the fastest that passed its parity check, per batch size: see inference/backends.py),
-    `torch`, `onnx` or `onnx-int8` (the run's `onnx/` export), or a `Backend` object. `precision` (for PyTorch):
-    `auto` (bf16 weights where the machine has native bf16, else fp32), `fp32`, `bf16` or `fp16`; probabilities
-    are fp32 either way. Tokenizer, labels and thresholds come from the folder.
+        `backend`: `auto` (the fastest that passed its parity check, per batch size: see inference/backends.py),
+        `torch`, `onnx` or `onnx-int8` (the run's `onnx/` export), or a `Backend` object. `precision` (for PyTorch):
+        `auto` (bf16 weights where the machine has native bf16, else fp32), `fp32`, `bf16` or `fp16`; probabilities
+        are fp32 either way. Tokenizer, labels, thresholds and calibration temperatures come from the folder (a
+    `threshold` given here applies to the calibrated probabilities).
     """
 
     def __init__(
@@ -76,7 +77,14 @@ class EmotionPredictor:
             return torch.empty(0, len(self.spec.label_names))
         spec = self.spec
         return predict_probabilities(
-            self.backend, self.tokenizer, list(texts), spec.max_length, spec.multi_label, self.batch_size, progress
+            self.backend,
+            self.tokenizer,
+            list(texts),
+            spec.max_length,
+            spec.multi_label,
+            self.batch_size,
+            progress,
+            temperatures=spec.engine_temperatures(),  # None where the folder folded them into its weights
         )
 
     def predict(self, texts: list[str], progress: bool = False) -> list[Prediction]:

@@ -9,10 +9,14 @@ model/
                                    at the top, `pipeline()` refuses the folder instead of adding a random classifier
   tokenizer files                  `save_pretrained` of the tokenizer
   head.safetensors                 head weights, fp32
-  classifier.json                  head type + arguments, label names, problem type, thresholds, max_length
+  classifier.json                  head type + arguments, label names, problem type, thresholds, max_length,
+                                   temperatures (calibration) and whether they are folded into the head's weights
   README.md                        the model card (`emo_lightning.model_card`)
 
-Folders written before `encoder/` (the encoder's config.json at the top) still load. Loading runs no code from the
+Temperatures are folded into the head's final linear layer where it has one per label (linear, mlp; label_prompt
+with one temperature): its weights then give calibrated probabilities in every runtime. Otherwise the engine divides
+the logits by them (`ClassifierSpec.engine_temperatures`). Folders written before `encoder/` (the encoder's
+config.json at the top) or before `temperatures` still load. Loading runs no code from the
 folder: the head is named by a key of `HEADS` (never an importable path), weights are safetensors, and transformers
 loads only its own architectures (trust_remote_code=False).
 """
@@ -23,7 +27,7 @@ import copy
 import inspect
 import json
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -39,6 +43,7 @@ from transformers import (
 )
 
 from emo_lightning.model_card import render_card
+from emo_lightning.models.calibration import folded_head_weights
 from emo_lightning.models.heads import LabelPromptHead, LinearHead, MLPHead
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.utils.errors import ConfigError
@@ -72,12 +77,20 @@ class ClassifierSpec:
     head: dict  # {"type": "linear" | "mlp" | "label_prompt", **constructor arguments}
     thresholds: list[float] | None = None  # multi-label: one per label, tuned on validation; None: `threshold`
     at_least_one: bool = False  # multi-label: a text with no label above threshold gets its most probable one
+    temperatures: list[float] | None = None  # calibration fitted on validation: 1 (softmax) or one per label
+    temperatures_folded: bool = False  # the head's weights already divide its logits by `temperatures`
 
     def __post_init__(self) -> None:
         self.head = head_record(self.head)
 
     def label_thresholds(self) -> list[float]:
         return list(self.thresholds) if self.thresholds else [self.threshold] * len(self.label_names)
+
+    def engine_temperatures(self) -> torch.Tensor | None:
+        """What prediction must still divide the logits by: None where there are none or the weights hold them."""
+        if not self.temperatures or self.temperatures_folded:
+            return None
+        return torch.tensor(self.temperatures, dtype=torch.float32)
 
     @property
     def problem_type(self) -> str:
@@ -138,8 +151,11 @@ def _fp32(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
-def _save_sequence_classifier(path: Path, network: EmotionNetwork, spec: ClassifierSpec) -> None:
-    """Write `network` as its transformers `*ForSequenceClassification`: every weight ours, none random."""
+def _save_sequence_classifier(
+    path: Path, network: EmotionNetwork, spec: ClassifierSpec, head_weights: Mapping[str, torch.Tensor]
+) -> None:
+    """Write `network` as its transformers `*ForSequenceClassification`, its classifier from `head_weights`: every
+    weight ours, none random."""
     config = copy.deepcopy(network.backbone.config)  # the live model's config stays as it was
     config.id2label = dict(enumerate(spec.label_names))
     config.label2id = {name: i for i, name in enumerate(spec.label_names)}
@@ -150,7 +166,7 @@ def _save_sequence_classifier(path: Path, network: EmotionNetwork, spec: Classif
         model = AutoModelForSequenceClassification.from_config(config)
     prefix = model.base_model_prefix
     state = {f"{prefix}.{k}": v for k, v in _fp32(network.backbone).items()}
-    state |= {f"classifier.{k}": v for k, v in _fp32(network.head.classifier).items()}
+    state |= {k: v for k, v in head_weights.items() if k.startswith("classifier.")}
     model.load_state_dict(state, strict=True, assign=True)
     model.save_pretrained(path)
 
@@ -168,19 +184,25 @@ def save_model_dir(
     """Write `network`, `tokenizer`, `spec` and a model card into a new folder `path` (never over an existing one).
 
     `metrics` (metrics.json's "metrics"), `per_label` (its "per_label_f1") and `config` (`model_card.card_facts` of
-    the training config) go into README.md; None leaves them out of it.
+    the training config) go into README.md; None leaves them out of it. `spec.temperatures` are folded into the
+    saved head weights where the head allows it (`network` itself is left as it is).
     """
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists; the model folder is written only once per run")
+    head_weights = _fp32(network.head)
+    if spec.temperatures and not spec.temperatures_folded:
+        folded = folded_head_weights(network.head, spec.temperatures)
+        head_weights = folded if folded is not None else head_weights
+        spec = replace(spec, temperatures_folded=folded is not None)
     record = {**asdict(spec), "head": head_record(spec.head), "problem_type": spec.problem_type}
     transformers = loads_with_transformers(network)
     if transformers:
-        _save_sequence_classifier(path, network, spec)
+        _save_sequence_classifier(path, network, spec, head_weights)
     else:
         network.backbone.save_pretrained(path / ENCODER_DIR, state_dict=_fp32(network.backbone))
     tokenizer.save_pretrained(path)
-    save_file(_fp32(network.head), path / HEAD_WEIGHTS)
+    save_file(head_weights, path / HEAD_WEIGHTS)
     (path / CLASSIFIER_FILE).write_text(json.dumps(record, indent=2))
     card = render_card(
         spec.label_names,
@@ -189,6 +211,7 @@ def save_model_dir(
         thresholds=spec.label_thresholds() if spec.multi_label else None,
         tuned=bool(spec.thresholds),
         transformers=transformers,
+        temperatures=spec.temperatures,
         metrics=metrics,
         per_label=per_label,
         facts={"head": record["head"]["type"], "pooling": record["head"].get("pooling"), **(config or {})},
@@ -216,7 +239,19 @@ def read_spec(path: Path) -> ClassifierSpec:
         problem = f"lacks {', '.join(missing)}" if missing else f"has unknown fields {', '.join(unknown)}"
         raise ConfigError(f"{spec_file} {problem}: {REEXPORT}")
     record["head"] = head_record(record["head"], spec_file)
+    check_temperatures(record, spec_file)
     return ClassifierSpec(**record)
+
+
+def check_temperatures(record: Mapping, spec_file: Path) -> None:
+    """`temperatures` of a classifier.json: absent/null, or positive finite numbers, one per softmax or per label."""
+    value = record.get("temperatures")
+    if value is None:
+        return
+    count = len(record.get("label_names") or []) if record.get("multi_label") else 1
+    numbers = isinstance(value, list) and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in value)
+    if not numbers or len(value) != count or not all(0 < t < float("inf") for t in value):
+        raise ConfigError(f"{spec_file} gives temperatures {value!r}, not {count} positive numbers: {REEXPORT}")
 
 
 def _load_encoder(path: Path) -> nn.Module:

@@ -41,7 +41,18 @@ class Pooler(nn.Module):
         return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).max(dim=1).values
 
 
-class LinearHead(nn.Module):
+class PooledHead(nn.Module):
+    """A head that pools the encoder's output with `self.pool` (a `Pooler`)."""
+
+    pool: Pooler
+
+    @property
+    def reads_pooler(self) -> bool:
+        """Whether it reads the encoder's pooler output (so the pooler layer trains)."""
+        return self.pool.mode == "pooler"
+
+
+class LinearHead(PooledHead):
     """Pooling → dropout → linear."""
 
     def __init__(self, hidden_size: int, num_labels: int, pooling: str = "mean", dropout: float = 0.1) -> None:
@@ -50,17 +61,13 @@ class LinearHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
 
-    @property
-    def reads_pooler(self) -> bool:
-        return self.pool.mode == "pooler"
-
     def forward(
         self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooled: torch.Tensor | None = None
     ) -> torch.Tensor:
         return self.classifier(self.dropout(self.pool(hidden, attention_mask, pooled)))  # (batch, num_labels)
 
 
-class MLPHead(nn.Module):
+class MLPHead(PooledHead):
     """Pooling → dropout → linear → GELU → dropout → linear."""
 
     def __init__(
@@ -82,10 +89,6 @@ class MLPHead(nn.Module):
             nn.Linear(inner_dim, num_labels),
         )
 
-    @property
-    def reads_pooler(self) -> bool:
-        return self.pool.mode == "pooler"
-
     def forward(
         self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooled: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -103,7 +106,7 @@ def label_prompt(tokenizer: PreTrainedTokenizerBase, label_names: list[str]) -> 
     return {"prompt_ids": encoded["input_ids"], "label_positions": positions, "drop_first": starts_special}
 
 
-class LabelPromptHead(nn.Module):
+class LabelPromptHead(PooledHead):
     """Label names before the text; label i's logit from [its name's token ; pooled text] → dropout → linear.
 
     `prompt_ids`, `label_positions` and `drop_first` come from `label_prompt` (the model folder keeps them).
@@ -137,10 +140,6 @@ class LabelPromptHead(nn.Module):
         prompt = self.prompt_ids.expand(input_ids.shape[0], -1)
         ids = torch.cat([prompt, input_ids], dim=1)
         return ids, torch.cat([torch.ones_like(prompt, dtype=attention_mask.dtype), attention_mask], dim=1)
-
-    @property
-    def reads_pooler(self) -> bool:
-        return self.pool.mode == "pooler"
 
     def forward(
         self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooled: torch.Tensor | None = None

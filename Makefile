@@ -46,10 +46,7 @@ bench-infer:  ## inference texts/s, p50/p99 and accuracy: pipeline() vs our back
 	$(PY) benchmarks/bench_infer.py $(if $(RUN),--run $(RUN)) $(ARGS)
 
 SEEDS ?= 3
-GO_bench-infer:  ## inference texts/s, p50/p99 and accuracy: pipeline() vs our backends, then the service's load test; RUN=<run>
-	$(PY) benchmarks/bench_infer.py $(if $(RUN),--run $(RUN)) $(ARGS)
-
-SEEDS ?= 3
+GO_SEEDS ?= 3
 bench-quality:  ## test quality of the MiniLM presets over SEEDS seeds → docs/RESULTS.md (~7 h on a 2-core CPU; resumes)
 	$(PY) benchmarks/bench_quality.py --seeds $(SEEDS) --go-seeds $(GO_SEEDS) $(ARGS)
 

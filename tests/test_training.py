@@ -62,7 +62,8 @@ def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
     csv_files = list((tmp_path / "csv").rglob("metrics.csv"))
     assert csv_files and "test/f1_macro_tuned" in csv_files[0].read_text().splitlines()[0]
     plots = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert plots == ["curves.png", "per_label_f1.png"]  # no confusion matrix for multi-label data
+    expected = ["curves.png", "per_label_f1.png", "pr_curves_test.png", "pr_curves_val.png"]
+    assert plots == [*expected, "reliability_test.png", "reliability_val.png"]  # no confusion matrix: multi-label
     assert all((tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in plots)
     # predictions/val.csv: label sets at the tuned thresholds, as exact_match_tuned counted them
     rows = load_dataset("csv", data_files=str(tmp_path / "predictions" / "val.csv"), split="train")
@@ -109,7 +110,8 @@ def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):
     ranked = predictor.predict(texts)[0]
     assert ranked.scores[0][1] == max(ranked.scores[i][1] for i in range(6))
     plots = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert plots == ["confusion_test.png", "confusion_val.png", "curves.png", "per_label_f1.png"]
+    expected = ["confusion_test.png", "confusion_val.png", "curves.png", "per_label_f1.png"]
+    assert plots == [*expected, "reliability_test.png", "reliability_val.png"]
     # predictions/test.csv: the dataset's order, the exported model's probabilities, right where test/accuracy says
     rows = load_dataset("csv", data_files=str(tmp_path / "predictions" / "test.csv"), split="train")
     test = datamodule.labeled.splits["test"]

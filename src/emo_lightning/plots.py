@@ -1,4 +1,5 @@
-"""PNG figures of a run in its plots/ folder: training curves, per-label F1, single-label confusion matrices."""
+"""PNG figures of a run in its plots/ folder: training curves, per-label F1, reliability diagrams, multi-label
+precision-recall curves, single-label confusion matrices; sent to W&B and TensorBoard with the top errors."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 
 class RunPlots(L.Callback):
     """Records the training loss per step and validation metrics per validation during fit; draws curves.png at
-    the end of fit and, from the final evaluation, per_label_f1.png and confusion_<stage>.png (single-label)."""
+    the end of fit and, from the final evaluation, per_label_f1.png, reliability_<stage>.png and
+    pr_curves_<stage>.png (multi-label) or confusion_<stage>.png (single-label)."""
 
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = Path(dirpath)
@@ -54,8 +56,15 @@ class RunPlots(L.Callback):
         plot_curves(list(zip(self.train_steps, losses)), self.validations, self.dirpath / "curves.png")
         publish(trainer.loggers, [self.dirpath / "curves.png"])
 
-    def evaluation(self, evaluation: Evaluation, label_names: list[str], loggers: list = ()) -> None:
-        """per_label_f1.png, and confusion_<stage>.png for single-label models; also to `loggers` that take images."""
+    def evaluation(
+        self, evaluation: Evaluation, label_names: list[str], loggers: list = (), multi_label: bool | None = None
+    ) -> None:
+        """per_label_f1.png, reliability_<stage>.png, and pr_curves_<stage>.png (multi-label) or confusion_<stage>.png
+        (single-label); also to `loggers` that take images. `multi_label` None: single-label where there are
+        confusion counts."""
+        from emo_lightning.analysis.figures import plot_pr_curves  # here: figures imports this module
+
+        multi_label = not evaluation.confusion if multi_label is None else multi_label
         self.dirpath.mkdir(parents=True, exist_ok=True)
         cut = " at the validation-tuned thresholds" if evaluation.thresholds is not None else ""
         figures = [self.dirpath / "per_label_f1.png"]
@@ -63,16 +72,93 @@ class RunPlots(L.Callback):
         for stage, counts in evaluation.confusion.items():
             figures.append(self.dirpath / f"confusion_{stage}.png")
             plot_confusion(counts, label_names, figures[-1], title=f"{stage}: true vs predicted")
+        for stage, out in evaluation.outputs.items():
+            if multi_label:
+                figures.append(self.dirpath / f"pr_curves_{stage}.png")
+                title = (
+                    f"{stage}: precision-recall per label, calibrated probabilities (dot: the run's decisions, at t)"
+                )
+                plot_pr_curves(out.probs, out.gold, out.pred, label_names, figures[-1], title, evaluation.thresholds)
+            figures.append(self.dirpath / f"reliability_{stage}.png")
+            plot_stage_reliability(evaluation, stage, multi_label, figures[-1])
         publish(loggers, figures)
         log.info("plots in %s", self.dirpath)
 
 
+def uncalibrated(probs: torch.Tensor, temperatures: list[float], multi_label: bool) -> torch.Tensor:
+    """The probabilities before temperature scaling, recovered from the calibrated ones: sigmoid(logit(p) · T)
+    per label, or softmax(log(p) · T) (exact up to float rounding: log p is the scaled logits up to a shift)."""
+    scale = torch.tensor(temperatures, dtype=torch.float64)
+    p = probs.double()
+    if multi_label:
+        return torch.sigmoid(torch.logit(p.clamp(1e-12, 1 - 1e-12)) * scale)
+    return torch.softmax(p.clamp_min(1e-300).log() * scale, dim=1)
+
+
+def plot_stage_reliability(evaluation: Evaluation, stage: str, multi_label: bool, path: Path) -> None:
+    """reliability_<stage>.png: the calibrated probabilities (and the uncalibrated ones, where temperatures were
+    fitted); the top-label confidence (single-label) or every (text, label) probability pooled (multi-label)."""
+    from emo_lightning.analysis.figures import plot_reliability
+    from emo_lightning.models.calibration import ECE_BINS
+
+    out = evaluation.outputs[stage]
+    if evaluation.temperatures is not None:
+        versions = {
+            "calibrated": out.probs,
+            "uncalibrated": uncalibrated(out.probs, evaluation.temperatures, multi_label),
+        }
+    else:
+        versions = {"probabilities": out.probs}
+    curves = {}
+    for name, probs in versions.items():
+        if multi_label:
+            curves[name] = (probs.flatten().tolist(), out.gold.flatten().tolist())
+        else:
+            confidence, top = probs.max(dim=1)
+            curves[name] = (confidence.tolist(), out.gold.gather(1, top.unsqueeze(1)).squeeze(1).tolist())
+    metrics = evaluation.metrics
+    what = "all (text, label) probabilities pooled" if multi_label else "top-label confidence"
+    title = f"{stage}: reliability, {what}"
+    if f"{stage}/ece" in metrics and f"{stage}/ece_calibrated" in metrics:
+        kind = "mean per-label ECE" if multi_label else "ECE"
+        before, after = metrics[f"{stage}/ece"], metrics[f"{stage}/ece_calibrated"]
+        title += f"\n{kind}: {before:.3f} uncalibrated → {after:.3f} calibrated"
+    xlabel = "predicted probability" if multi_label else "confidence (top-label probability)"
+    ylabel = "share of them that are gold labels" if multi_label else "accuracy"
+    plot_reliability(curves, ECE_BINS, path, title, xlabel, ylabel, log_counts=multi_label)
+
+
 def publish(loggers: list, figures: list[Path]) -> None:
-    """Send PNG files to the loggers that take images (W&B: `plots/<name>`, an image panel beside the metrics)."""
+    """Send PNG files to the loggers that take images: W&B (`plots/<name>`, an image panel beside the metrics) and
+    TensorBoard (`plots/<name>` in its Images tab)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
     for logger in loggers:
         if hasattr(logger, "log_image"):
             for figure in figures:
                 logger.log_image(key=f"plots/{figure.stem}", images=[str(figure)])
+        elif isinstance(logger, TensorBoardLogger):
+            from matplotlib.image import imread
+
+            for figure in figures:
+                pixels = (imread(figure)[..., :3] * 255).round().astype("uint8")  # RGBA floats in [0, 1]
+                logger.experiment.add_image(f"plots/{figure.stem}", pixels, dataformats="HWC")
+            logger.experiment.flush()
+
+
+def publish_errors(loggers: list, rows: list[dict], top: int = 200) -> None:
+    """The `top` rows of errors.csv to W&B (table `errors`) and TensorBoard (Markdown text `errors`)."""
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+    from emo_lightning.analysis.errors import ERROR_COLUMNS, markdown_table
+
+    shown = rows[:top]
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_table(key="errors", columns=ERROR_COLUMNS, data=[[r[c] for c in ERROR_COLUMNS] for r in shown])
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_text("errors", markdown_table(shown[:50]))
+            logger.experiment.flush()
 
 
 def save_figure(fig, path: Path) -> None:

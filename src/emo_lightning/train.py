@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, WeightAveraging
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
+from emo_lightning.analysis.errors import error_rows, write_errors
 from emo_lightning.checkpointing import AtomicCheckpointIO, newest_checkpoint
 from emo_lightning.data.encoding import LABELS, TEXT
 from emo_lightning.distributed import is_extra_rank
@@ -26,6 +27,7 @@ from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.export import ClassifierSpec, save_model_dir
 from emo_lightning.models.heads import LabelPromptHead, label_prompt
 from emo_lightning.models.network import EmotionNetwork
+from emo_lightning.plots import publish_errors
 from emo_lightning.resume import wandb_run_id
 from emo_lightning.split_predictions import write_split_predictions
 from emo_lightning.utils.atomic import atomic_dir, atomic_write_text, remove_partials
@@ -279,8 +281,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
                     config=facts,
                 )
             write_split_predictions(output_dir / "predictions", texts, evaluation.outputs, names)
+            errors = error_rows(texts, evaluation.outputs, names, datamodule.multi_label)
+            write_errors(output_dir / "errors.csv", errors)  # with plots=none too, like predictions/
             if plots is not None:  # after the artifacts, and before the W&B run closes (it gets the figures too)
-                plots.evaluation(evaluation, datamodule.label_names, trainer.loggers)
+                plots.evaluation(evaluation, names, trainer.loggers, multi_label=datamodule.multi_label)
+            publish_errors(trainer.loggers, errors)
             log.info("run artifacts in %s", output_dir)
     finally:
         finish_wandb_run()

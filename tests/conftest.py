@@ -64,7 +64,8 @@ def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictC
 
 @pytest.fixture
 def tiny_cfg(tmp_path, tiny_models, tiny_mirror):
-    """A composer of fast configs: tiny bert + tiny mirror + a few batches, writing under tmp_path."""
+    """A composer of fast configs: tiny bert + tiny mirror + a few batches, no figures unless `plots=` is given,
+    writing under tmp_path."""
 
     def make(*overrides: str, family: str = "bert") -> DictConfig:
         base = [
@@ -77,6 +78,19 @@ def tiny_cfg(tmp_path, tiny_models, tiny_mirror):
             "data.batch_size=8",
             "data.eval_batch_size=16",
         ]
+        if not any(o.startswith("plots=") for o in overrides):
+            base.append("plots=none")  # figures cost seconds a run: only the tests that look at them draw them
         return compose_train(base + list(overrides), tmp_path)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_hydra_job():
+    """Each test starts outside any Hydra job: a test that ran a Hydra app in-process leaves its job config
+    behind (a global), and code that asks "am I in a Hydra job?" would read that stale one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None
+    yield
+    HydraConfig.instance().cfg = None

@@ -35,7 +35,8 @@ def run(script: str, *args: str, cwd: Path, env_extra: dict | None = None) -> su
     )
 
 
-def tiny_args(tiny_models, tiny_mirror) -> list[str]:
+def tiny_args(tiny_models, tiny_mirror, plots: bool = False) -> list[str]:
+    """A tiny fast run; figures (seconds a run) only where the test looks at them."""
     return [
         f"model.pretrained_model_name_or_path={tiny_models['bert']}",
         f"paths.data_dir={tiny_mirror}",
@@ -43,6 +44,7 @@ def tiny_args(tiny_models, tiny_mirror) -> list[str]:
         "data.batch_size=8",
         "callbacks.progress_bar.refresh_rate=0",
         "trainer.log_every_n_steps=1",
+        *([] if plots else ["plots=none"]),
     ]
 
 
@@ -86,7 +88,7 @@ def test_multirun_2x2_with_wandb_offline(tmp_path, tiny_models, tiny_mirror):
         "logger=wandb",
         "trainer.max_steps=4",
         "trainer.val_check_interval=2",
-        *tiny_args(tiny_models, tiny_mirror),
+        *tiny_args(tiny_models, tiny_mirror, plots=True),
         f"hydra.sweep.dir={tmp_path}/sweep",
         cwd=tmp_path,
     )
@@ -199,7 +201,6 @@ def test_multirun_is_one_wandb_group_of_named_tagged_runs_that_make_syncs(tmp_pa
         "logger=wandb",
         "logger.wandb.tags=[smoke]",
         "trainer.max_steps=1",
-        "plots=none",
         *tiny_args(tiny_models, tiny_mirror),
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,

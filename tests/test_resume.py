@@ -22,7 +22,8 @@ CHECKPOINTS = "checkpoints"
 
 
 def fault_args(tiny_models, tiny_mirror, *extra: str) -> list[str]:
-    """A tiny deterministic run: 6 steps an epoch, 3 epochs, validation every 3 steps, last.ckpt every step."""
+    """A tiny deterministic run: 6 steps an epoch, 3 epochs, validation every 3 steps, last.ckpt every step, no
+    figures."""
     return [
         f"model.pretrained_model_name_or_path={tiny_models['bert']}",
         f"paths.data_dir={tiny_mirror}",
@@ -37,6 +38,7 @@ def fault_args(tiny_models, tiny_mirror, *extra: str) -> list[str]:
         "optimizer.lr=1e-3",
         "callbacks.last_checkpoint.every_n_train_steps=1",
         "callbacks.progress_bar.refresh_rate=0",
+        "plots=none",
         *extra,
     ]
 
@@ -136,6 +138,7 @@ def reference_run(tmp_path: Path, args: list[str]) -> dict:
     return outcome(tmp_path / "reference")
 
 
+@pytest.mark.slow  # slow: the three-kill test below covers a kill and a resume too
 def test_killed_run_resumes_to_the_same_result(tmp_path, tiny_models, tiny_mirror):
     args = fault_args(tiny_models, tiny_mirror)
     reference = reference_run(tmp_path, args)
@@ -305,6 +308,7 @@ def test_a_new_run_never_writes_into_a_run_folder(tmp_path, tiny_models, tiny_mi
     assert (run_dir / "metrics.json").read_text() == before
 
 
+@pytest.mark.slow  # slow: test_slurm_requeue_resumes_by_itself covers a requeued job's resume too
 def test_a_requeued_job_continues_its_own_folder(tmp_path, tiny_models, tiny_mirror):
     """A sweep job that SLURM requeued (hydra/launcher=slurm: submitit re-runs the same job in the same folder)
     resumes from its checkpoint instead of being refused as a new run into a used folder."""

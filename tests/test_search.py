@@ -203,7 +203,6 @@ def search_args(tmp_path, tiny_models, tiny_mirror, *extra: str) -> list[str]:
         "-m",
         *tiny_args(tiny_models, tiny_mirror),
         "trainer.max_steps=2",
-        "plots=none",
         "logger=none",
         "data.max_length=32",  # fixed on the command line: out of the search
         f"hydra.sweep.dir={tmp_path}/search",

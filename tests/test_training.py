@@ -41,7 +41,7 @@ def test_overfit_one_batch(family, tiny_cfg):
 
 
 def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
-    cfg = tiny_cfg("data=go_emotions", "trainer.max_epochs=2", "logger=csv")
+    cfg = tiny_cfg("data=go_emotions", "trainer.max_epochs=2", "logger=csv", "plots=default")
     metrics = train(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     for key in (
@@ -85,7 +85,7 @@ def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
 
 
 def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):
-    cfg = tiny_cfg("logger=none")
+    cfg = tiny_cfg("logger=none", "plots=default")
     train(cfg)
     predictor = EmotionPredictor.from_run(tmp_path, precision="fp32")  # compared with the fp32 module at 1e-5
     texts = ["i feel so lonely", "i am thrilled and happy about today", "scared"]

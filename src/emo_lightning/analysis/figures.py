@@ -130,8 +130,13 @@ def plot_pr_curves(
     plt = _pyplot()
     cols = min(7, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(2.3 * cols, 2.3 * rows + 0.6), sharex=True, sharey=True, squeeze=False
+    width, height = 2.3 * cols, 2.3 * rows + 0.6
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), sharex=True, sharey=True, squeeze=False)
+    # fixed ticks and margins: tick finding and tight_layout over 28 panels took most of the figure's seconds
+    axes[0, 0].set_xticks([0, 0.5, 1])
+    axes[0, 0].set_yticks([0, 0.5, 1])
+    fig.subplots_adjust(
+        left=0.6 / width, right=1 - 0.15 / width, bottom=0.5 / height, top=1 - 0.85 / height, wspace=0.12, hspace=0.42
     )
     for i, ax in enumerate(axes.flat):
         if i >= len(names):  # an empty cell of the last row: the cell above shows the recall axis
@@ -159,8 +164,7 @@ def plot_pr_curves(
         ax.set_xlabel("recall", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("precision", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
     save_figure(fig, path)
     plt.close(fig)
 

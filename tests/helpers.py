@@ -171,6 +171,17 @@ def wandb_records(run_file: Path):
             yield record
 
 
+def wandb_logged_keys(run_file: Path) -> set[str]:
+    """Keys of an offline W&B run's history rows and of its summary (what the run page shows), from its `.wandb`."""
+    keys = set()
+    for record in wandb_records(run_file):
+        kind = record.WhichOneof("record_type")
+        if kind in ("history", "summary"):
+            items = record.history.item if kind == "history" else record.summary.update
+            keys |= {item.key or "/".join(item.nested_key) for item in items}
+    return keys
+
+
 def wandb_history_keys(run_file: Path) -> set[str]:
     """Metric keys logged to an offline W&B run, read from its `.wandb` file."""
     keys = set()

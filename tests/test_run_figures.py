@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from emo_lightning.analysis.errors import ERROR_COLUMNS, error_rows, write_errors
-from emo_lightning.analysis.figures import plot_pr_curves, plot_reliability, reliability_points
+from emo_lightning.analysis.run_figures import plot_pr_curves, plot_reliability, reliability_points
 from emo_lightning.evaluation import SplitOutputs
 from emo_lightning.train import train
-from tests.helpers import wandb_history_keys
+from tests.helpers import wandb_logged_keys
 
 NAMES = ["joy", "anger", "fear"]
 
@@ -114,7 +114,7 @@ def test_multi_label_run_sends_pr_curves_reliability_and_errors_table_to_wandb(t
     figures = ["pr_curves_test", "pr_curves_val", "reliability_test", "reliability_val"]
     assert all(is_png(tmp_path / "plots" / f"{name}.png") for name in figures)
     offline = next((tmp_path / "wandb").glob("offline-run-*"))
-    logged = wandb_history_keys(next(offline.glob("run-*.wandb")))
+    logged = wandb_logged_keys(next(offline.glob("run-*.wandb")))
     assert {f"plots/{name}/_type" for name in figures} | {"errors/_type"} <= logged
     tables = list((offline / "files" / "media" / "table").glob("errors_*.table.json"))
     assert len(tables) == 1

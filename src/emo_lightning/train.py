@@ -15,6 +15,8 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
 from emo_lightning.analysis.errors import error_rows, write_errors
+from emo_lightning.analysis.predictions import write_split_predictions
+from emo_lightning.analysis.run_plots import publish_errors
 from emo_lightning.checkpointing import AtomicCheckpointIO, newest_checkpoint
 from emo_lightning.data.encoding import LABELS, TEXT
 from emo_lightning.distributed import is_extra_rank
@@ -27,9 +29,7 @@ from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.export import ClassifierSpec, save_model_dir
 from emo_lightning.models.heads import LabelPromptHead, label_prompt
 from emo_lightning.models.network import EmotionNetwork
-from emo_lightning.plots import publish_errors
 from emo_lightning.resume import wandb_run_id
-from emo_lightning.split_predictions import write_split_predictions
 from emo_lightning.utils.atomic import atomic_dir, atomic_write_text, remove_partials
 from emo_lightning.utils.config import validate_config
 from emo_lightning.utils.errors import ConfigError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emo_lightning.plots import _pyplot, save_figure
+from emo_lightning.analysis.plotting import pyplot, save_figure
 
 
 def percent():
@@ -24,7 +24,7 @@ def label_fontsize(count: int) -> int:
 def plot_label_frequency(counts: dict[str, list[float]], sizes: dict[str, int], names: list[str], path: Path) -> None:
     """Horizontal bars per label and split: the share of the split's texts with that label, most frequent on top
     (by train); shares, not counts, so that splits of different sizes compare."""
-    plt = _pyplot()
+    plt = pyplot()
     splits = list(counts)
     order = sorted(range(len(names)), key=lambda i: counts[splits[0]][i])
     height = 0.8 / len(splits)
@@ -47,7 +47,7 @@ def plot_label_frequency(counts: dict[str, list[float]], sizes: dict[str, int], 
 
 def plot_text_lengths(words: dict[str, list[int]], tokens: dict[str, list[int]], path: Path, split: str) -> None:
     """Two panels of horizontal box plots, one box per label: the length of its texts in words and in tokens."""
-    plt = _pyplot()
+    plt = pyplot()
     names = [name for name in words if words[name]]
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.3 * len(names) + 1.8), sharey=True)
     for ax, lengths, unit in zip(axes, (words, tokens), ("words", "tokens")):
@@ -76,7 +76,7 @@ def cut_axis(ax, lengths: dict[str, list[int]]) -> str:
 def plot_cooccurrence(matrix: np.ndarray, names: list[str], path: Path, split: str) -> None:
     """Heatmap: row label → the share of its texts that also carry the column label (the diagonal is left blank);
     shares are written in the cells where the labels are few enough to read them."""
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.asarray(matrix, dtype=float)
     shares = matrix / np.maximum(np.diag(matrix), 1)[:, None]
     np.fill_diagonal(shares, np.nan)
@@ -101,7 +101,7 @@ def plot_cooccurrence(matrix: np.ndarray, names: list[str], path: Path, split: s
 
 def plot_labels_per_text(per_split: dict[str, dict[int, int]], path: Path) -> None:
     """Bars per split: the share of its texts that carry 0, 1, 2, … labels."""
-    plt = _pyplot()
+    plt = pyplot()
     splits = list(per_split)
     counts = sorted({k for hist in per_split.values() for k in hist})
     width = 0.8 / len(splits)
@@ -115,106 +115,6 @@ def plot_labels_per_text(per_split: dict[str, dict[int, int]], path: Path) -> No
     ax.set(xlabel="labels on the text", ylabel="share of the split's texts", title="labels per text")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-
-
-def plot_pr_curves(
-    probs, gold, pred, names: list[str], path: Path, title: str, thresholds: list[float] | None = None
-) -> None:
-    """Small multiples, one per label: its precision-recall curve, average precision in the title, and the point of
-    the run's decisions `pred` (at the tuned `thresholds`, when given) marked."""
-    from torchmetrics.functional.classification import binary_average_precision, binary_precision_recall_curve
-
-    plt = _pyplot()
-    cols = min(7, len(names))
-    rows = -(-len(names) // cols)
-    width, height = 2.3 * cols, 2.3 * rows + 0.6
-    fig, axes = plt.subplots(rows, cols, figsize=(width, height), sharex=True, sharey=True, squeeze=False)
-    # fixed ticks and margins: tick finding and tight_layout over 28 panels took most of the figure's seconds
-    axes[0, 0].set_xticks([0, 0.5, 1])
-    axes[0, 0].set_yticks([0, 0.5, 1])
-    fig.subplots_adjust(
-        left=0.6 / width, right=1 - 0.15 / width, bottom=0.5 / height, top=1 - 0.85 / height, wspace=0.12, hspace=0.42
-    )
-    for i, ax in enumerate(axes.flat):
-        if i >= len(names):  # an empty cell of the last row: the cell above shows the recall axis
-            ax.set_visible(False)
-            axes.flat[i - cols].tick_params(labelbottom=True)
-            axes.flat[i - cols].set_xlabel("recall", fontsize=8)
-            continue
-        scores, targets = probs[:, i].float().contiguous(), gold[:, i].long()
-        positives = int(targets.sum())
-        if positives == 0:
-            ax.set_title(f"{names[i]}\n(no gold texts)", fontsize=8)
-        else:
-            precision, recall, _ = binary_precision_recall_curve(scores, targets)
-            ap = float(binary_average_precision(scores, targets))
-            ax.plot(recall.numpy(), precision.numpy(), color="C0", linewidth=1)
-            decided = pred[:, i].bool()
-            hits = int((decided & targets.bool()).sum())
-            ax.plot(hits / positives, hits / max(int(decided.sum()), 1), "o", color="C3", markersize=4)
-            cut = f", t={thresholds[i]:.2f}" if thresholds is not None else ""
-            ax.set_title(f"{names[i]}\nAP {ap:.2f}, {positives} gold{cut}", fontsize=8)
-        ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    for ax in axes[-1][: len(names) - cols * (rows - 1)]:
-        ax.set_xlabel("recall", fontsize=8)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("precision", fontsize=8)
-    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
-    save_figure(fig, path)
-    plt.close(fig)
-
-
-def reliability_points(confidence, correct, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Per equal-width bin of `confidence`: mean confidence, share correct, count; and the ECE (count-weighted)."""
-    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
-    index = np.clip((confidence * bins).astype(int), 0, bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    shown = np.maximum(counts, 1)
-    mean_confidence = np.bincount(index, confidence, bins) / shown
-    accuracy = np.bincount(index, correct, bins) / shown
-    ece = float((counts * np.abs(accuracy - mean_confidence)).sum() / max(counts.sum(), 1))
-    return mean_confidence, accuracy, counts, ece
-
-
-def plot_reliability(
-    curves: dict[str, tuple], bins: int, path: Path, title: str, xlabel: str, ylabel: str, log_counts: bool
-) -> None:
-    """Reliability diagram: per bin of confidence, the share correct (curve name → (confidence, correct)), the
-    diagonal of a calibrated model; below, the examples per bin (of the first curve). ECE of each in the legend."""
-    plt = _pyplot()
-    fig, (ax, count_ax) = plt.subplots(
-        2, 1, figsize=(6, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]}, squeeze=True
-    )
-    ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="calibrated (diagonal)")
-    edges = np.linspace(0, 1, bins + 1)
-    for i, (name, (confidence, correct)) in enumerate(curves.items()):
-        mean_confidence, accuracy, counts, ece = reliability_points(confidence, correct, bins)
-        filled = counts > 0
-        ax.plot(
-            mean_confidence[filled],
-            accuracy[filled],
-            "o-",
-            color=f"C{i}",
-            markersize=4,
-            label=f"{name} (ECE of these bins {ece:.3f})",
-        )
-        if i == 0:
-            count_ax.bar(edges[:-1], counts, width=1 / bins, align="edge", color=f"C{i}", alpha=0.7, edgecolor="white")
-    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel=ylabel, title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
-    if log_counts:
-        from matplotlib.ticker import NullFormatter
-
-        count_ax.set_yscale("log")
-        count_ax.yaxis.set_minor_formatter(NullFormatter())
-    count_ax.set(xlabel=xlabel, ylabel=f"{next(iter(curves))}\nexamples" + (" (log)" if log_counts else ""))
-    count_ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

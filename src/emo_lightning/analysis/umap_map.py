@@ -11,8 +11,8 @@ from omegaconf import DictConfig
 from sklearn.preprocessing import MinMaxScaler
 
 from emo_lightning.analysis.features import POOLINGS, load_datamodule, split_features
+from emo_lightning.analysis.plotting import pyplot, save_figure
 from emo_lightning.data.encoding import LABELS
-from emo_lightning.plots import _pyplot, save_figure
 from emo_lightning.utils.atomic import atomic_write_text
 from emo_lightning.utils.errors import ConfigError
 
@@ -108,7 +108,7 @@ def plot_label_panels(
 ) -> None:
     """A grid of hexbin panels on one shared extent (the central 99% of the map), each the map of the texts carrying
     one label, titled with its count."""
-    plt = _pyplot()
+    plt = pyplot()
     columns = min(len(names), 3 if len(names) <= 6 else 4 if len(names) <= 12 else 6)
     rows = math.ceil(len(names) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows + 0.6), squeeze=False)

@@ -1,0 +1,132 @@
+"""`analyze.py task=errors run_dir=<run> errors.split=test`: the error analysis of a finished run, redone on any
+split of its dataset with the run's exported model (the one inference path): errors_<split>.csv sorted by loss,
+its reliability diagram, PR curves (multi-label) or confusion matrix (single-label), and a summary.md."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from emo_lightning.analysis.errors import error_rows, write_errors
+from emo_lightning.analysis.run_figures import evaluation_figures, uncalibrated
+from emo_lightning.analysis.runs import finished_run, run_config, run_data
+from emo_lightning.data.encoding import LABELS, TEXT
+from emo_lightning.evaluation import score_splits, set_metrics, stage_of
+from emo_lightning.models.calibration import expected_calibration_error
+from emo_lightning.utils.atomic import atomic_write_text
+from emo_lightning.utils.errors import ConfigError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "summary.md"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def split_name(split: str) -> str:
+    """The dataset's split name: val → validation."""
+    return "validation" if split == "val" else split
+
+
+def check_settings(settings: DictConfig) -> None:
+    if settings.precision not in PRECISIONS:
+        raise ConfigError(f"errors.precision={settings.precision} is not one of {', '.join(PRECISIONS)}")
+    for key in ("top", "batch_size"):
+        if not isinstance(settings[key], int) or settings[key] < 1:
+            raise ConfigError(f"errors.{key}={settings[key]} must be a whole number ≥ 1")
+
+
+def check_nothing_to_overwrite(output_dir: Path, stage: str) -> None:
+    found = [name for name in (SUMMARY, f"errors_{stage}.csv") if (output_dir / name).exists()]
+    if found:
+        raise ConfigError(
+            f"{output_dir} already holds an error analysis ({', '.join(found)}): give a new hydra.run.dir "
+            "(or leave it out for a new time-stamped folder)"
+        )
+
+
+def run_errors(cfg: DictConfig, output_dir: Path) -> Path:
+    """Predict one split of a finished run's dataset with its model folder; write the errors, figures, summary."""
+    from emo_lightning.inference.predictor import EmotionPredictor
+
+    settings = cfg.errors
+    check_settings(settings)
+    run_dir = finished_run(cfg.run_dir)
+    split = split_name(str(settings.split))
+    stage = stage_of(split)
+    output_dir = Path(output_dir)
+    check_nothing_to_overwrite(output_dir, stage)
+    labeled = run_data(run_config(run_dir))
+    if split not in labeled.splits:
+        close = did_you_mean(split, list(labeled.splits))
+        raise ConfigError(
+            f"errors.split={settings.split} is not a split of this run's dataset: "
+            f"{f'did you mean errors.split={close}? ' if close else ''}use one of {', '.join(labeled.splits)}"
+        )
+    predictor = EmotionPredictor.from_run(run_dir, batch_size=settings.batch_size, precision=settings.precision)
+    names, spec = list(labeled.label_names), predictor.spec
+    if names != list(spec.label_names):
+        raise ConfigError(
+            f"{run_dir}/model has labels {spec.label_names}, the run's dataset now {names}: the data changed since "
+            "training; analyze a run of this data"
+        )
+    texts = list(labeled.splits[split][TEXT])
+    targets = torch.as_tensor(list(labeled.splits[split][LABELS]))
+    log.info(
+        "errors: predicting %d %s texts with %s (%s)", len(texts), split, run_dir / "model", predictor.backend.name
+    )
+    probs = predictor.predict_proba(texts, progress=True)
+    evaluation = score_splits(
+        {split: (probs, targets)}, names, spec.multi_label, predictor.thresholds, spec.at_least_one, 0.5, tuned=False
+    )
+    evaluation.temperatures = spec.temperatures
+    out = evaluation.outputs[stage]
+    scores = set_metrics(out.pred, out.gold)
+    if not spec.multi_label:  # one label each: exact match is the accuracy, micro-F1 and Jaccard repeat it
+        scores = {"accuracy": scores["exact_match"], "f1_macro": scores["f1_macro"]}
+    evaluation.metrics = {f"{stage}/{name}": value for name, value in scores.items()}
+    evaluation.metrics[f"{stage}/ece_calibrated" if spec.temperatures else f"{stage}/ece"] = expected_calibration_error(
+        probs, targets, spec.multi_label
+    )
+    if spec.temperatures:  # the ECE the model had before its temperatures: drawn beside the calibrated one
+        raw = uncalibrated(probs, spec.temperatures, spec.multi_label).float()
+        evaluation.metrics[f"{stage}/ece"] = expected_calibration_error(raw, targets, spec.multi_label)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    rows = error_rows({split: texts}, evaluation.outputs, names, spec.multi_label)
+    write_errors(output_dir / f"errors_{stage}.csv", rows)
+    figures = evaluation_figures(evaluation, names, spec.multi_label, output_dir, per_label=False)
+    summary = output_dir / SUMMARY
+    atomic_write_text(summary, summary_markdown(run_dir, split, evaluation.metrics, rows, figures, settings.top))
+    return summary
+
+
+def summary_markdown(
+    run_dir: Path, split: str, metrics: dict[str, float], rows: list[dict], figures: list[Path], top: int
+) -> str:
+    wrong = sum(not row["correct"] for row in rows)
+    lines = [
+        f"# Errors of `{run_dir}` on {split}",
+        "",
+        f"{len(rows)} texts, {wrong} with a wrong label set ({wrong / max(len(rows), 1):.1%}); the model folder's "
+        "calibrated probabilities and saved thresholds. Full table: "
+        f"`errors_{stage_of(split)}.csv`, highest loss first.",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        *(f"| {key} | {value:.4f} |" for key, value in metrics.items()),
+        "",
+        f"## The {min(top, len(rows))} texts with the highest loss",
+        "",
+        "Confident and wrong: a mislabeled text, or one the model cannot read.",
+        "",
+        "| loss | gold | predicted | text |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in rows[:top]:
+        text = str(row["text"]).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {row['loss']:.3f} | {row['gold'] or '–'} | {row['predicted'] or '–'} | {text} |")
+    lines += ["", *(f"![{path.stem}]({path.name})" for path in figures), ""]
+    return "\n".join(lines)

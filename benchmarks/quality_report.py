@@ -9,6 +9,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from emo_lightning.analysis.anchors import anchor_markdown
+
 METRICS = {
     "emotion": ["accuracy", "f1_macro", "f1_weighted"],
     "sem_eval_2018": [
@@ -45,28 +47,6 @@ BARS = {
     "go_emotions": [("f1_macro_tuned", 0.53), ("auroc_micro", 0.955)],
     "sem_eval_2018": [("jaccard_tuned", 0.59), ("f1_micro_tuned", 0.71)],
 }
-ANCHORS = {
-    "emotion": """| source | model | accuracy | macro-F1 |
-| --- | --- | --- | --- |
-| Tunstall et al., *NLP with Transformers* ch. 2 (verified) | DistilBERT | 0.927 | – |
-| bert-base model cards (self-reported) | bert-base | ~0.94 | – |
-| HF Trainer seed recipe, lr 1e-4, length-grouped, bf16 (`../shared/STACK.md`) | MiniLM-L6 | 0.930 | 0.888 |""",
-    "go_emotions": """| source | model | macro-F1 | micro-AUROC |
-| --- | --- | --- | --- |
-| Demszky et al. 2020 (threshold 0.3) | BERT-base | 0.46 | – |
-| faithful reproductions | BERT-base | 0.48–0.49 | – |
-| class-weighted / focal recipes | BERT-base | ~0.53 | – |
-| HF Trainer seed recipe (CLS pooler), tuned per label (`../shared/STACK.md`) | MiniLM-L6 | 0.35 | 0.92 |
-| same Trainer, mean-pooling head, 5 epochs, per-label tuned (`../shared/STACK.md`) | MiniLM-L6 | 0.517 | 0.952 |""",
-    "sem_eval_2018": """| source | model | Jaccard | micro-F1 | macro-F1 |
-| --- | --- | --- | --- | --- |
-| SemEval-2018 Task 1 winner (Mohammad et al. 2018) | – | 0.588 | 0.701 | 0.528 |
-| SpanEmo (Alhuzali & Ananiadou 2021) | BERT-base | 0.601 | 0.713 | 0.578 |
-| HF Trainer seed recipe (CLS pooler) (`../shared/STACK.md`) | MiniLM-L6 | 0.54 | 0.67 | 0.46 |
-| same Trainer, mean-pooling head, 5 epochs, one tuned threshold (STACK.md) | MiniLM-L6 | 0.577 | 0.694 | 0.529 |""",
-}
-
-
 def mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
@@ -109,7 +89,7 @@ def dataset_section(dataset: str, runs: list[dict], seeds: list[int]) -> list[st
     lines += ["", f"Per-label test F1{tuned}, mean over seeds:", ""]
     lines += ["| " + " | ".join(labels) + " |", "|" + " --- |" * len(labels)]
     lines += ["| " + " | ".join(f"{per_label[n]:.3f}" for n in labels) + " |", ""]
-    lines += ["Published anchors and the baseline a user gets without us (test split):", "", ANCHORS[dataset], ""]
+    lines += ["Published anchors and the baseline a user gets without us (test split):", "", anchor_markdown(dataset), ""]
     return lines
 
 

@@ -108,7 +108,8 @@ def test_unknown_task_is_one_line_and_exit_2(tmp_path):
     done = run("analyze.py", "task=explor", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
-        "error: task=explor is not an analysis task: did you mean task=explore? use one of explore, baseline, umap, errors, report"
+        "error: task=explor is not an analysis task: did you mean task=explore? "
+        "use one of explore, baseline, umap, errors, report"
     )
     assert not list(tmp_path.glob("*.png"))
 

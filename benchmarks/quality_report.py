@@ -47,6 +47,8 @@ BARS = {
     "go_emotions": [("f1_macro_tuned", 0.53), ("auroc_micro", 0.955)],
     "sem_eval_2018": [("jaccard_tuned", 0.59), ("f1_micro_tuned", 0.71)],
 }
+
+
 def mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
@@ -89,7 +91,12 @@ def dataset_section(dataset: str, runs: list[dict], seeds: list[int]) -> list[st
     lines += ["", f"Per-label test F1{tuned}, mean over seeds:", ""]
     lines += ["| " + " | ".join(labels) + " |", "|" + " --- |" * len(labels)]
     lines += ["| " + " | ".join(f"{per_label[n]:.3f}" for n in labels) + " |", ""]
-    lines += ["Published anchors and the baseline a user gets without us (test split):", "", anchor_markdown(dataset), ""]
+    lines += [
+        "Published anchors and the baseline a user gets without us (test split):",
+        "",
+        anchor_markdown(dataset),
+        "",
+    ]
     return lines
 
 

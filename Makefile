@@ -28,16 +28,16 @@ install:  ## create .venv, install torch first, then the package with dev extras
 train:  ## fine-tune (default: MiniLM on dair-ai/emotion); extra overrides via ARGS="..."
 	$(PY) train.py $(ARGS)
 
-test:  ## the default test suite (< 10 min on 2 cores; full-dataset training excluded)
-	$(PY) -m pytest $(ARGS)
+test:  ## the default test suite, one worker per core (~7 min on 2 cores; full-dataset training excluded)
+	$(PY) -m pytest -n auto $(ARGS)
 
 PRECISION_TESTS ?= tests/test_hardware.py tests/test_training.py tests/test_batching.py
 test-precision:  ## the precision-dependent tests as an AMX machine (bf16) and as an AVX2 one (fp32), on any machine
-	EMO_HARDWARE=amx $(PY) -m pytest $(PRECISION_TESTS) $(ARGS)
-	EMO_HARDWARE=avx2 $(PY) -m pytest $(PRECISION_TESTS) $(ARGS)
+	EMO_HARDWARE=amx $(PY) -m pytest -n auto $(PRECISION_TESTS) $(ARGS)
+	EMO_HARDWARE=avx2 $(PY) -m pytest -n auto $(PRECISION_TESTS) $(ARGS)
 
 test-all:  ## every test, slow full-dataset training included
-	$(PY) -m pytest -m "" $(ARGS)
+	$(PY) -m pytest -n auto -m "" $(ARGS)
 
 bench-speed:  ## training throughput: batching modes, precisions, the HF Trainer; real MiniLM (~25 min)
 	$(PY) benchmarks/bench_speed.py $(ARGS)

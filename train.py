@@ -3,7 +3,6 @@
 Continue a run that stopped: `python train.py resume=outputs/runs/<time>`.
 """
 
-import logging
 import sys
 
 import hydra
@@ -17,10 +16,9 @@ OmegaConf.register_new_resolver("slurm_job_suffix", slurm_job_suffix, replace=Tr
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from emo_lightning.jobs import run_training_job  # heavy imports after Hydra has parsed the command line
+    from emo_lightning.utils.console import quiet_libraries
 
-    for name in ("lightning.pytorch", "lightning.fabric"):  # one log line each, through Hydra's handlers
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
+    quiet_libraries()  # one line per event, through Hydra's handlers
     return run_training_job(cfg)
 
 

@@ -212,6 +212,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.compile:
         module.network.backbone.compile(dynamic=True)  # in place: state_dict keys stay those of the model
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
+    if trainer.is_global_zero:
+        log.info("%s", start_line(cfg, datamodule, module, trainer, output_dir))
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:
@@ -221,9 +223,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt_path = best or None  # without a best checkpoint, evaluate the weights as they are
-        metrics = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)[0]
+        evaluate = {"datamodule": datamodule, "ckpt_path": ckpt_path, "weights_only": True, "verbose": False}
+        metrics = trainer.validate(module, **evaluate)[0]  # the figures go to metrics.json and the end line
         if datamodule.has_test:
-            metrics |= trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)[0]
+            metrics |= trainer.test(module, **evaluate)[0]
         if trainer.is_global_zero:  # the module now holds the evaluated (best) weights
             splits = ["validation", "test"] if datamodule.has_test else ["validation"]
             trainer_limits = {"validation": trainer.limit_val_batches, "test": trainer.limit_test_batches}
@@ -286,10 +289,45 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if plots is not None:  # after the artifacts, and before the W&B run closes (it gets the figures too)
                 plots.evaluation(evaluation, names, trainer.loggers, multi_label=datamodule.multi_label)
             publish_errors(trainer.loggers, errors)
-            log.info("run artifacts in %s", output_dir)
+            log.info("%s", end_line(metrics, ckpt_path, module.monitor, output_dir, datamodule.multi_label))
     finally:
         finish_wandb_run()
     return metrics
+
+
+def start_line(cfg: DictConfig, datamodule, module: EmotionClassifier, trainer: L.Trainer, output_dir: Path) -> str:
+    """What this run is about to do, in one line: data and its sizes, labels, task type, model, precision, run dir."""
+    sizes = ", ".join(f"{split} {len(rows)}" for split, rows in datamodule.labeled.splits.items())
+    kind = "multi-label" if datamodule.multi_label else "single-label"
+    model = str(cfg.model.pretrained_model_name_or_path).rstrip("/").rsplit("/", 1)[-1]
+    params = sum(p.numel() for p in module.network.parameters()) / 1e6
+    return (
+        f"start: {datamodule.name} ({sizes}; {datamodule.num_labels} labels, {kind}) · {model} ({params:.1f} M "
+        f"parameters) · precision {trainer.precision} · run dir {output_dir}"
+    )
+
+
+HEADLINES = {False: ("accuracy", "f1_macro"), True: ("f1_macro_tuned", "f1_micro_tuned", "jaccard_tuned")}
+
+
+def end_line(
+    metrics: dict[str, float], ckpt_path: str | None, monitor: str, output_dir: Path, multi_label: bool
+) -> str:
+    """How the run ended, in one line: the best checkpoint, its headline figures (test where there is a test split),
+    the run dir, and the command that predicts with it."""
+    stage = "test" if any(key.startswith("test/") for key in metrics) else "val"
+    shown = []
+    for name in HEADLINES[multi_label]:
+        key = next((k for k in (f"{stage}/{name}", f"{stage}/{name.removesuffix('_tuned')}") if k in metrics), None)
+        if key:
+            shown.append(f"{key} {metrics[key]:.4f}")
+    best = (
+        f"best checkpoint {Path(ckpt_path).name} (by {monitor})" if ckpt_path else "no best checkpoint (last weights)"
+    )
+    return (
+        f"done: {best}: {', '.join(shown)} · run dir {output_dir} · predict with: "
+        f"python predict.py run_dir={output_dir} texts='[\"i feel great today\"]'"
+    )
 
 
 def log_tuned(trainer: L.Trainer, figures: dict[str, float], thresholds: list[float] | None) -> None:

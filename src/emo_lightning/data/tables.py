@@ -184,8 +184,20 @@ def json_problem(path: str, text: str) -> str | None:
 
 
 def write_table(table: Dataset, path: Path, delimiter: str | None = None, key: str = "output_file") -> None:
-    """Write `table` in the format `path`'s suffix names (a JSON array for .json, JSON lines for .jsonl)."""
-    suffix = table_suffix({key: str(path)})
+    """Write `table` in the format `path`'s suffix names (a JSON array for .json, JSON lines for .jsonl), without
+    datasets' "Creating CSV from Arrow format" bar (a write takes a blink)."""
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+
+    shown = is_progress_bar_enabled()
+    disable_progress_bar()
+    try:
+        _write_table(table, path, table_suffix({key: str(path)}), delimiter)
+    finally:
+        if shown:
+            enable_progress_bar()
+
+
+def _write_table(table: Dataset, path: Path, suffix: str, delimiter: str | None) -> None:
     if BUILDERS[suffix] == "csv":
         table.to_csv(path, sep=csv_delimiter(suffix, delimiter, "delimiter"), index=False)
     elif suffix == ".json":

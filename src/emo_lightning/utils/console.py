@@ -1,0 +1,60 @@
+"""A console that shows one line per event: library noise (adverts, known deprecation warnings, lines that repeat
+what our own start line says, weight-loading bars) silenced at the source or filtered; never our own warnings."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+
+# Lines of Lightning that say nothing a user acts on, or repeat our own start line (precision, hardware).
+NOISE = re.compile(
+    r"litlogger|LitLogger"
+    r"|^TPU available: False"
+    r"|^GPU available: False, used: False"
+    r"|^Loading `train_dataloader` to estimate number of stepping batches"
+    r"|^Using (bfloat16|16bit) Automatic Mixed Precision"
+    r"|^`weights_only` was not set"
+    r"|^Seed set to \d+"
+    r"|^Restoring states from the checkpoint path at "  # the final evaluation loads the best checkpoint twice
+    r"|^Loaded model weights from the checkpoint at "
+)
+# Warnings of the libraries we pin about their own internals, or about a choice we made on purpose (message regexes;
+# Lightning issues them from its own frames or the caller's, so they are matched by message only).
+KNOWN_WARNINGS = [
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning on torch 2.13's pytree
+    r"Precision .* is not supported by the model summary",
+    r"The number of training batches \(\d+\) is smaller than the logging interval",  # tiny data: fine
+    r".*does not have many workers which may be a bottleneck",  # data.num_workers=null picks it per machine
+]
+LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+
+
+class LibraryNoise(logging.Filter):
+    """Drops the records of other libraries' loggers whose message matches `NOISE`; ours always pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("emo_lightning"):
+            return True
+        return not NOISE.search(record.getMessage())
+
+
+def quiet_libraries() -> None:
+    """One line per event on the console (call after Hydra configured logging, before training starts).
+
+    Lightning's own console handlers go (its records reach Hydra's handlers once, not twice), `LibraryNoise`
+    filters every root handler, known library warnings are ignored, and transformers loads weights without a bar.
+    """
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True
+    noise = LibraryNoise()
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, LibraryNoise) for f in handler.filters):
+            handler.addFilter(noise)
+    for message in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # "Loading weights: 100%" on every from_pretrained

@@ -12,18 +12,46 @@ from emo_lightning.utils.errors import ConfigError
 def print_predictions(predictor, texts: list[str], cfg: DictConfig) -> None:
     for prediction in predictor.predict(texts):
         print(prediction.text)
-        for name, prob in prediction.scores[: cfg.top_k]:
+        shown = prediction.scores[: cfg.top_k]
+        for name, prob in shown:
             print(f"  {name:<16} {prob:.3f}")
         if predictor.spec.multi_label:
             source = f"threshold {cfg.threshold}" if cfg.threshold else "thresholds saved with the model"
             rule = " (or the most probable label)" if predictor.spec.at_least_one else ""
-            print(f"  above {source}{rule}: {', '.join(prediction.labels) or '(none)'}")
+            decided = prediction.labels
+            if cfg.top_k is not None:  # the decided labels among the k shown: the two lists agree
+                decided = [label for label in decided if label in dict(shown)]
+                rule += f", of the {cfg.top_k} best"
+            print(f"  above {source}{rule}: {', '.join(decided) or '(none)'}")
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """The settings predict.py reads, checked before the model loads: one line naming the problem and the fix."""
+    from emo_lightning.utils.config import check_values
+
+    check_values(cfg, predict_rules())
+    if bool(cfg.text or cfg.texts) == bool(cfg.input_file):
+        raise ConfigError('give text="..." / texts=["...","..."], or input_file=<file> (one of them)')
+    if cfg.input_file:
+        from emo_lightning.inference.files import planned_output_file  # reading tables needs `datasets`
+
+        planned_output_file(cfg.input_file, cfg.output_file, cfg.overwrite)
 
 
 def print_file_summary(result) -> None:
     print(f"wrote {result.rows} rows with predictions to {result.output_file}")
     for name, count in result.label_counts.most_common():
         print(f"  {name:<16} {count:>7}  {count / max(result.rows, 1):6.1%}")
+
+
+def predict_rules() -> dict:
+    from emo_lightning.utils.config import Rule
+
+    return {
+        "threshold": Rule("0.5", above=0, below=1, others=(None,), others_mean="the thresholds saved with the model"),
+        "top_k": Rule("3", at_least=1, integer=True, others=(None,), others_mean="every label"),
+        "batch_size": Rule("64", at_least=1, integer=True),
+    }
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
@@ -34,8 +62,7 @@ def main(cfg: DictConfig) -> None:
 
     texts = ([cfg.text] if cfg.text else []) + list(cfg.texts)
     with exit_on_bad_input():  # one line and exit 2 for bad input, before anything is written
-        if bool(texts) == bool(cfg.input_file):
-            raise ConfigError('give text="..." / texts=["...","..."], or input_file=<file> (one of them)')
+        check_settings(cfg)  # before the model loads (seconds)
         predictor = EmotionPredictor.from_run(
             cfg.run_dir, cfg.batch_size, cfg.precision, cfg.threshold, backend=cfg.backend
         )
@@ -43,7 +70,7 @@ def main(cfg: DictConfig) -> None:
             from emo_lightning.inference.files import predict_file  # reading tables needs `datasets`
 
             result = predict_file(
-                predictor, cfg.input_file, cfg.output_file, cfg.text_column, cfg.delimiter, cfg.encoding
+                predictor, cfg.input_file, cfg.output_file, cfg.text_column, cfg.delimiter, cfg.encoding, cfg.overwrite
             )
     if cfg.input_file:
         print_file_summary(result)

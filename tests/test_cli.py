@@ -176,6 +176,11 @@ def test_multi_label_thresholds_round_trip_into_predict(tmp_path, tiny_models, t
     fixed = run("predict.py", "run_dir=run", "text=i feel so lonely", "threshold=0.000001", cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr[-3000:]
     assert len(fixed.stdout.splitlines()[-1].split(": ", 1)[1].split(", ")) == 28
+    # top_k: the k best shown, and the decided labels among them (all 28 pass this threshold)
+    top = run("predict.py", "run_dir=run", "text=i feel so lonely", "threshold=0.000001", "top_k=2", cwd=tmp_path)
+    assert top.returncode == 0, top.stderr[-3000:]
+    shown = [line.split()[0] for line in top.stdout.splitlines()[1:3]]
+    assert top.stdout.splitlines()[-1] == f"  above threshold 1e-06, of the 2 best: {', '.join(shown)}"
 
 
 def test_multirun_records_a_failed_job_and_goes_on(tmp_path, tiny_models, tiny_mirror):

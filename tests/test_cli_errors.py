@@ -390,3 +390,28 @@ def test_run_cli_reraises_what_is_not_bad_input(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", [str(script)])
     with pytest.raises(RuntimeError, match="a bug"):
         runpy.run_path(str(script), run_name="__main__")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["text=hi", "threshold=1.5"],
+            "threshold=1.5 must be > 0 and < 1, or null for the thresholds saved with the model",
+        ),
+        (["text=hi", "top_k=0"], "top_k=0 must be an int ≥ 1"),
+        (["input_file=missing.csv"], "input_file=missing.csv does not exist: give a file of texts"),
+    ],
+    ids=["threshold", "top-k", "missing-input"],
+)
+def test_predict_settings_are_checked_before_the_model_loads(tmp_path, args, message):
+    """run_dir names no run at all: the settings' error comes first, so it came before any model was read."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "predict.py"), f"run_dir={tmp_path}/no-run", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {message}")

@@ -105,13 +105,19 @@ def test_bad_files_fail_in_one_line_and_write_nothing(tmp_path, single, content,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "model"]
 
 
-def test_an_existing_output_is_never_overwritten(tmp_path, single):
+def test_an_existing_output_is_overwritten_only_when_asked(tmp_path, single):
     source = tmp_path / "in.csv"
     source.write_text("text\nhello\n")
     (tmp_path / "in.predictions.csv").write_text("keep me")
-    with pytest.raises(ConfigError, match="exists: give another output_file"):
+    with pytest.raises(ConfigError, match="exists: give another output_file, or overwrite=true to replace it"):
         predict_file(single, source)
     assert (tmp_path / "in.predictions.csv").read_text() == "keep me"
+    predict_file(single, source, overwrite=True)
+    rows = load_dataset("csv", data_files=str(tmp_path / "in.predictions.csv"), split="train")
+    assert rows["text"] == ["hello"] and "predicted" in rows.column_names
+    with pytest.raises(ConfigError, match="is the input_file: give another output_file"):
+        predict_file(single, source, output_file=source, overwrite=True)
+    assert source.read_text() == "text\nhello\n"
 
 
 TXT_OUTPUT = (

@@ -65,6 +65,22 @@ def read_texts(input_file: Path, text_column: str, delimiter: str | None, encodi
     return table
 
 
+def planned_output_file(input_file: str | Path, output_file: str | Path | None, overwrite: bool = False) -> Path:
+    """Where `predict_file` will write; refused before any work when the input is missing or the output exists
+    (unless `overwrite`)."""
+    input_file = Path(input_file).expanduser()
+    if not input_file.is_file():
+        raise ConfigError(f"input_file={input_file} does not exist: give a file of texts (CSV, TSV, JSON, .txt, …)")
+    output_file = Path(output_file).expanduser() if output_file else default_output_file(input_file)
+    if output_file.exists() and not overwrite:
+        raise ConfigError(
+            f"output_file={output_file} exists: give another output_file, or overwrite=true to replace it"
+        )
+    if output_file.resolve() == input_file.resolve():
+        raise ConfigError(f"output_file={output_file} is the input_file: give another output_file")
+    return output_file
+
+
 def predict_file(
     predictor: EmotionPredictor,
     input_file: str | Path,
@@ -72,12 +88,12 @@ def predict_file(
     text_column: str = "text",
     delimiter: str | None = None,
     encoding: str = "utf-8",
+    overwrite: bool = False,
 ) -> FilePredictions:
-    """Write `input_file`'s rows plus `predicted` and `prob_<label>` columns to `output_file` (never overwritten)."""
+    """Write `input_file`'s rows plus `predicted` and `prob_<label>` columns to `output_file` (an existing one only
+    with `overwrite`, and then replaced whole: the old file stays until the new one is written)."""
+    output_file = planned_output_file(input_file, output_file, overwrite)
     input_file = Path(input_file).expanduser()
-    output_file = Path(output_file).expanduser() if output_file else default_output_file(input_file)
-    if output_file.exists():
-        raise ConfigError(f"output_file={output_file} exists: give another output_file (nothing is overwritten)")
     write_delimiter = output_delimiter(input_file, output_file, delimiter)  # a bad output fails before predicting
     text_column = "text" if is_line_file(input_file, delimiter) else text_column
     table = read_texts(input_file, text_column, delimiter, encoding)

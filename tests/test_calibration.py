@@ -147,7 +147,8 @@ def test_training_saves_temperatures_and_reports_ece(tiny_cfg, tmp_path, data):
     multi_label = data == "go_emotions"
     assert len(record["temperatures"]) == (28 if multi_label else 1)
     assert spec["temperatures"] == record["temperatures"] and spec["temperatures_folded"]
-    assert spec["thresholds"] == record["thresholds"]
+    thresholds = record["thresholds"]  # keyed by label name (None for single-label data)
+    assert spec["thresholds"] == (list(thresholds.values()) if thresholds else thresholds)
     for key in ("val/ece", "val/ece_calibrated", "test/ece", "test/ece_calibrated"):
         assert 0.0 <= record["metrics"][key] <= 1.0
     # the calibrated figures are what the model folder predicts: predictions/val.csv against the predictor

@@ -165,7 +165,8 @@ def test_multi_label_thresholds_round_trip_into_predict(tmp_path, tiny_models, t
     spec = json.loads(spec_file.read_text())
     assert (
         len(spec["thresholds"]) == 28
-        and spec["thresholds"] == json.loads((tmp_path / "run" / "metrics.json").read_text())["thresholds"]
+        and dict(zip(spec["label_names"], spec["thresholds"]))
+        == json.loads((tmp_path / "run" / "metrics.json").read_text())["thresholds"]  # keyed by label there
     )
     # Make the saved thresholds decisive: only "neutral" can pass (0.0), no other label can (1.01).
     spec["thresholds"] = [0.0 if name == "neutral" else 1.01 for name in spec["label_names"]]

@@ -39,7 +39,7 @@ def test_final_evaluation_predictor_and_engine_agree(tiny_cfg, tmp_path):
     evaluation = evaluate_splits(backend, tokenizer, split, gold, names, True, None, max_length=spec.max_length)
     assert torch.allclose(evaluation.outputs["val"].probs, from_file, atol=1e-4)
     thresholds = json.loads((tmp_path / "metrics.json").read_text())["thresholds"]
-    assert thresholds == predictor.thresholds and len(thresholds) == 28
+    assert thresholds == dict(zip(predictor.spec.label_names, predictor.thresholds)) and len(thresholds) == 28
 
 
 def test_decide_multi_label_thresholds_are_inclusive_and_per_label():

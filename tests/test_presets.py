@@ -83,7 +83,7 @@ def test_thresholds_are_saved_and_used_by_predict(tiny_cfg, tmp_path):
     train(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     spec = json.loads((tmp_path / "model" / "classifier.json").read_text())
-    assert spec["thresholds"] == record["thresholds"] and len(spec["thresholds"]) == 28
+    assert dict(zip(spec["label_names"], spec["thresholds"])) == record["thresholds"] and len(spec["thresholds"]) == 28
     for key in ("val/f1_macro_tuned", "test/f1_macro_tuned", "test/jaccard_tuned", "test/f1_micro", "test/f1_macro"):
         assert key in record["metrics"]
     assert set(record["per_label_f1"]["test"]) == set(spec["label_names"])

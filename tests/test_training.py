@@ -74,7 +74,8 @@ def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
     assert rows["text"] == validation["text"]
     gold = [",".join(n for n, on in zip(names, hot) if on) for hot in validation["labels"]]
     assert [g or "" for g in rows["gold"]] == gold
-    thresholds = torch.tensor(record["thresholds"])
+    assert list(record["thresholds"]) == names  # keyed by label name
+    thresholds = torch.tensor(list(record["thresholds"].values()))
     for row in rows:
         probs = torch.tensor([row[f"prob_{name}"] for name in names])
         clear = {n for n, near in zip(names, ((probs - thresholds).abs() < 1e-4).tolist()) if not near}  # rounding

@@ -271,6 +271,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 spec.thresholds,
                 notes,
                 temperatures=spec.temperatures,
+                label_names=names,
             )
             with atomic_dir(output_dir / "model") as model_dir:
                 facts = card_facts(OmegaConf.to_container(cfg, resolve=True))
@@ -378,13 +379,16 @@ def write_metrics(
     thresholds: list[float] | None,
     notes: list[str] = (),
     temperatures: list[float] | None = None,
+    label_names: list[str] | None = None,
 ) -> None:
+    """metrics.json; thresholds keyed by label name (label order differs between datasets and runs)."""
+    names = label_names or list(next(iter(per_label_f1.values()), {}))
     record = {
         "monitor": monitor,
         "checkpoint": checkpoint,
         "metrics": {k: float(v) for k, v in metrics.items()},
         "per_label_f1": per_label_f1,
-        "thresholds": thresholds,
+        "thresholds": dict(zip(names, thresholds, strict=True)) if thresholds is not None else None,
         "tuned_on": "validation" if thresholds is not None else None,
         "temperatures": temperatures,  # calibration, fitted on validation; None: uncalibrated
         "notes": list(notes),

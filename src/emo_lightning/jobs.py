@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -61,6 +62,19 @@ def record_failure(output_dir: Path, err: BaseException) -> None:
     atomic_write_text(output_dir / FAILURE_FILE, json.dumps(failure, indent=2))
 
 
+HYDRA_MADE = {".hydra", "train.log"}  # what Hydra writes into a run folder before the job starts
+
+
+def remove_unstarted_run(output_dir: Path) -> None:
+    """A single run refused before training: remove the folder Hydra made for it, so that nothing under outputs/
+    looks like a run. Only a folder holding nothing but Hydra's files goes; anything else in it is kept."""
+    if not output_dir.is_dir() or not {p.name for p in output_dir.iterdir()} <= HYDRA_MADE:
+        return
+    shutil.rmtree(output_dir / ".hydra", ignore_errors=True)
+    (output_dir / "train.log").unlink(missing_ok=True)
+    output_dir.rmdir()
+
+
 def run_training_job(cfg: DictConfig) -> float | None:
     """train(cfg) as a job: the value a sweeper optimizes, or None."""
     output_dir = Path(cfg.paths.output_dir)
@@ -92,6 +106,8 @@ def run_training_job(cfg: DictConfig) -> float | None:
             finish_wandb_run()
             return None
         if not in_multirun():
+            if describe(err) is not None and not cfg.resume:
+                remove_unstarted_run(output_dir)
             exit_if_bad_input(err)  # bad input: one line, exit 2 (before Hydra reports the job's overrides)
             raise  # anything else is a bug: its traceback
         if describe(err) is None:

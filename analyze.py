@@ -32,5 +32,8 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     from emo_lightning.cli import run_cli
+    from emo_lightning.help_pages import help_on_request
+
+    help_on_request(__file__)  # --help: the page of conf/ for people (Hydra's own: --hydra-help)
 
     run_cli(main)

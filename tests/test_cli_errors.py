@@ -323,13 +323,13 @@ def test_full_error_keeps_the_traceback(tmp_path, tiny_models, tiny_mirror, monk
 
 
 def test_help_and_cfg_still_work(tmp_path, monkeypatch, capfd):
-    """`--help` exits 0 through run_cli untouched; `--cfg job` prints the config; HYDRA_FULL_ERROR is restored."""
+    """`--hydra-help` exits 0 through run_cli untouched; `--cfg job` prints the config; HYDRA_FULL_ERROR is restored."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
-    monkeypatch.setattr(sys, "argv", [str(ROOT / "train.py"), "--help"])
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "train.py"), "--hydra-help"])
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
-    assert exit_info.value.code == 0 and "== Configuration groups ==" in capfd.readouterr().out
+    assert exit_info.value.code == 0 and "Hydra (1.3" in capfd.readouterr().out
     monkeypatch.setattr(sys, "argv", [str(ROOT / "train.py"), "--cfg", "job", "trainer.max_epochs=7"])
     runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
     assert "max_epochs: 7" in capfd.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -209,3 +210,17 @@ def test_a_loss_monitor_keeps_the_lowest(tiny_cfg, tmp_path):
     rows = load_dataset("csv", data_files=str(next((tmp_path / "csv").rglob("metrics.csv"))), split="train")
     losses = [row["val/loss"] for row in rows if row["val/loss"] is not None][:3]  # the three fit validations
     assert record["metrics"]["val/loss"] == pytest.approx(min(losses), abs=1e-5)
+
+
+def test_max_steps_shorter_than_an_epoch_still_validates_and_keeps_a_best_checkpoint(tiny_cfg, tmp_path, caplog):
+    """6 steps an epoch, max_steps=3: without a change the run would validate never and keep no best checkpoint."""
+    with caplog.at_level("INFO", logger="emo_lightning"):
+        train(tiny_cfg("data=sem_eval_2018", "trainer.max_steps=3", "logger=csv"))
+    assert "trainer.max_steps=3 ends before the first validation (after 6 steps, one epoch): validating at step 3" in (
+        caplog.text
+    )
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["checkpoint"] and Path(record["checkpoint"]).is_file()
+    rows = load_dataset("csv", data_files=str(next((tmp_path / "csv").rglob("metrics.csv"))), split="train")
+    validated = [row for row in rows if row.get("val/f1_macro") is not None]
+    assert validated and validated[0]["step"] == 2  # logged at the third step (step counts from 0)

@@ -211,7 +211,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     if cfg.compile:
         module.network.backbone.compile(dynamic=True)  # in place: state_dict keys stay those of the model
-    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False, **early_validation(cfg, datamodule))
     if trainer.is_global_zero:
         log.info("%s", start_line(cfg, datamodule, module, trainer, output_dir))
     for logger in trainer.loggers:
@@ -294,6 +294,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
     finally:
         finish_wandb_run()
     return metrics
+
+
+def early_validation(cfg: DictConfig, datamodule) -> dict:
+    """A run whose trainer.max_steps ends before the first validation (once an epoch) validates at its last step
+    instead, so it keeps a best checkpoint and a validation point on its curves: {"val_check_interval": n} or {}."""
+    trainer_cfg = cfg.trainer
+    max_steps = trainer_cfg.get("max_steps", -1)
+    if max_steps is None or max_steps < 1 or trainer_cfg.get("val_check_interval") is not None:
+        return {}
+    if trainer_cfg.get("fast_dev_run") or trainer_cfg.get("limit_train_batches") is not None:
+        return {}
+    batches = max_steps * int(trainer_cfg.get("accumulate_grad_batches") or 1)
+    per_epoch = len(datamodule.train_dataloader())
+    if batches >= per_epoch:
+        return {}
+    log.info(
+        "trainer.max_steps=%d ends before the first validation (after %d steps, one epoch): validating at step %d",
+        max_steps,
+        math.ceil(per_epoch / (batches / max_steps)),
+        max_steps,
+    )
+    return {"val_check_interval": batches}
 
 
 def start_line(cfg: DictConfig, datamodule, module: EmotionClassifier, trainer: L.Trainer, output_dir: Path) -> str:

@@ -197,6 +197,7 @@ def test_debug_runs_evaluate_only_what_their_trainer_reads(tiny_cfg, tmp_path):
         "a debug run: evaluated on part of validation (first 4 examples), test (first 4 examples)",
     ]
     assert record["tuned_on"] == "validation"
+    assert record["examples"] == {"val": 4, "test": 4}  # what every figure of each split saw
     rows = load_dataset("csv", data_files=str(tmp_path / "predictions" / "val.csv"), split="train")
     assert len(rows) == 4
 
@@ -221,6 +222,7 @@ def test_max_steps_shorter_than_an_epoch_still_validates_and_keeps_a_best_checkp
     )
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["checkpoint"] and Path(record["checkpoint"]).is_file()
+    assert record["examples"] == {"val": 24, "test": 24}  # whole splits
     rows = load_dataset("csv", data_files=str(next((tmp_path / "csv").rglob("metrics.csv"))), split="train")
     validated = [row for row in rows if row.get("val/f1_macro") is not None]
     assert validated and validated[0]["step"] == 2  # logged at the third step (step counts from 0)

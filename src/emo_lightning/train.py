@@ -20,7 +20,7 @@ from emo_lightning.analysis.run_plots import publish_errors
 from emo_lightning.checkpointing import AtomicCheckpointIO, newest_checkpoint
 from emo_lightning.data.encoding import LABELS, TEXT
 from emo_lightning.distributed import is_extra_rank
-from emo_lightning.evaluation import evaluate_splits
+from emo_lightning.evaluation import evaluate_splits, stage_of
 from emo_lightning.inference.engine import TorchBackend
 from emo_lightning.loggers import finish_wandb_run
 from emo_lightning.model_card import card_facts
@@ -272,6 +272,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 notes,
                 temperatures=spec.temperatures,
                 label_names=names,
+                examples={stage_of(split): len(split_texts) for split, split_texts in texts.items()},
             )
             with atomic_dir(output_dir / "model") as model_dir:
                 facts = card_facts(OmegaConf.to_container(cfg, resolve=True))
@@ -402,8 +403,10 @@ def write_metrics(
     notes: list[str] = (),
     temperatures: list[float] | None = None,
     label_names: list[str] | None = None,
+    examples: dict[str, int] | None = None,
 ) -> None:
-    """metrics.json; thresholds keyed by label name (label order differs between datasets and runs)."""
+    """metrics.json; thresholds keyed by label name (label order differs between datasets and runs); `examples`:
+    how many texts of each split every figure of that split saw (the whole split, or what limit_*/debug= read)."""
     names = label_names or list(next(iter(per_label_f1.values()), {}))
     record = {
         "monitor": monitor,
@@ -412,6 +415,7 @@ def write_metrics(
         "per_label_f1": per_label_f1,
         "thresholds": dict(zip(names, thresholds, strict=True)) if thresholds is not None else None,
         "tuned_on": "validation" if thresholds is not None else None,
+        "examples": examples,
         "temperatures": temperatures,  # calibration, fitted on validation; None: uncalibrated
         "notes": list(notes),
     }

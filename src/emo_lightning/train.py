@@ -32,6 +32,7 @@ from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.resume import wandb_run_id
 from emo_lightning.utils.atomic import atomic_dir, atomic_write_text, remove_partials
 from emo_lightning.utils.config import validate_config
+from emo_lightning.utils.console import HeldConsole, no_datasets_bars
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, configure_kernels, resolve_precision, uses_gpu
 
@@ -189,16 +190,13 @@ def evaluation_limit(limit: int | float | None, fast_dev_run: bool | int, batch_
     return batches * batch_size if batches * batch_size < size else None
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, evaluate the best checkpoint on validation and test, tune thresholds, fit calibration temperatures,
-    write metrics.json and model/."""
-    validate_config(cfg)
-    output_dir = Path(cfg.paths.output_dir)
-    check_run_dir(output_dir, resuming=bool(cfg.resume) or is_extra_rank())  # rank 0 owns the folder
+def set_up(cfg: DictConfig, output_dir: Path):
+    """Everything before fit: data, model, callbacks, loggers, trainer (in this order: the data decides the head)."""
     start_from = checkpoint_to_start_from(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")  # label names and task type are needed to build the model
+    with no_datasets_bars():  # tokenizing takes seconds; the start line says what was loaded
+        datamodule.setup("fit")  # label names and task type are needed to build the model
     module, spec = build_classifier(cfg, datamodule)
     callbacks = instantiate_callbacks(cfg.callbacks, module.monitor)
     loggers = instantiate_group(cfg.logger, id=wandb_run_id(output_dir) if cfg.resume else None)
@@ -212,10 +210,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.compile:
         module.network.backbone.compile(dynamic=True)  # in place: state_dict keys stay those of the model
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False, **early_validation(cfg, datamodule))
-    if trainer.is_global_zero:
-        log.info("%s", start_line(cfg, datamodule, module, trainer, output_dir))
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return trainer, datamodule, module, spec, tuner, plots, start_from
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, evaluate the best checkpoint on validation and test, tune thresholds, fit calibration temperatures,
+    write metrics.json and model/."""
+    validate_config(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    check_run_dir(output_dir, resuming=bool(cfg.resume) or is_extra_rank())  # rank 0 owns the folder
+    held = HeldConsole()  # the setup's lines reach the console after the start line (train.log gets them in order)
+    first = None
+    try:
+        trainer, datamodule, module, spec, tuner, plots, start_from = set_up(cfg, output_dir)
+        first = start_line(cfg, datamodule, module, trainer, output_dir) if trainer.is_global_zero else None
+    finally:
+        held.release(first, log)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
         # A checkpoint of a weight-averaging run holds the averaged weights; evaluate and export those (the

@@ -186,15 +186,10 @@ def json_problem(path: str, text: str) -> str | None:
 def write_table(table: Dataset, path: Path, delimiter: str | None = None, key: str = "output_file") -> None:
     """Write `table` in the format `path`'s suffix names (a JSON array for .json, JSON lines for .jsonl), without
     datasets' "Creating CSV from Arrow format" bar (a write takes a blink)."""
-    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+    from emo_lightning.utils.console import no_datasets_bars
 
-    shown = is_progress_bar_enabled()
-    disable_progress_bar()
-    try:
+    with no_datasets_bars():
         _write_table(table, path, table_suffix({key: str(path)}), delimiter)
-    finally:
-        if shown:
-            enable_progress_bar()
 
 
 def _write_table(table: Dataset, path: Path, suffix: str, delimiter: str | None) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Lines of Lightning that say nothing a user acts on, or repeat our own start line (precision, hardware).
 NOISE = re.compile(
@@ -58,3 +60,50 @@ def quiet_libraries() -> None:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # "Loading weights: 100%" on every from_pretrained
+
+
+@contextmanager
+def no_datasets_bars() -> Iterator[None]:
+    """datasets' progress bars off for a moment (a map or a write that takes a blink), then as they were."""
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+
+    shown = is_progress_bar_enabled()
+    disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            enable_progress_bar()
+
+
+class HeldConsole(logging.Filter):
+    """Holds the console's records back (log files still get them, in order) until `release`: so that a summary
+    logged after the setup can still be the first line on the console."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.handlers = [
+            h
+            for h in logging.getLogger().handlers
+            if type(h) is logging.StreamHandler  # consoles, not files
+        ]
+        for handler in self.handlers:
+            handler.addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.records or self.records[-1] is not record:  # one record reaches each console handler
+            self.records.append(record)
+        return False
+
+    def release(self, first: str | None = None, logger: logging.Logger | None = None) -> None:
+        """Stop holding; log `first` (to `logger`), then print what was held, in order."""
+        for handler in self.handlers:
+            handler.removeFilter(self)
+        if first is not None:
+            (logger or logging.getLogger(__name__)).info("%s", first)
+        held, self.records = self.records, []
+        for record in held:
+            for handler in self.handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)

@@ -94,3 +94,9 @@ def no_leftover_hydra_job():
     HydraConfig.instance().cfg = None
     yield
     HydraConfig.instance().cfg = None
+    import logging
+
+    root = logging.getLogger()  # a Hydra app run in-process leaves its console handler on a stream pytest closed
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
+            root.removeHandler(handler)

@@ -171,10 +171,23 @@ def wandb_records(run_file: Path):
             yield record
 
 
+def finished_wandb_records(run_file: Path, timeout: float = 60.0) -> list:
+    """The records of a finished offline W&B run. `wandb.finish()` can return before W&B's own service has written
+    the last records, so wait (up to `timeout` s) until the run's `exit` record is in the file."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        records = list(wandb_records(run_file))
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def wandb_logged_keys(run_file: Path) -> set[str]:
     """Keys of an offline W&B run's history rows and of its summary (what the run page shows), from its `.wandb`."""
     keys = set()
-    for record in wandb_records(run_file):
+    for record in finished_wandb_records(run_file):
         kind = record.WhichOneof("record_type")
         if kind in ("history", "summary"):
             items = record.history.item if kind == "history" else record.summary.update
@@ -185,7 +198,7 @@ def wandb_logged_keys(run_file: Path) -> set[str]:
 def wandb_history_keys(run_file: Path) -> set[str]:
     """Metric keys logged to an offline W&B run, read from its `.wandb` file."""
     keys = set()
-    for record in wandb_records(run_file):
+    for record in finished_wandb_records(run_file):
         if record.WhichOneof("record_type") == "history":
             keys |= {item.key or "/".join(item.nested_key) for item in record.history.item}
     return keys

@@ -83,10 +83,10 @@ class HeldConsole(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.records: list[logging.LogRecord] = []
-        self.handlers = [
+        self.handlers = [  # consoles (not files) that can still be written to
             h
             for h in logging.getLogger().handlers
-            if type(h) is logging.StreamHandler  # consoles, not files
+            if type(h) is logging.StreamHandler and not getattr(h.stream, "closed", False)
         ]
         for handler in self.handlers:
             handler.addFilter(self)

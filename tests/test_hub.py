@@ -153,3 +153,11 @@ def test_proxy_password_stays_out_of_the_message(monkeypatch, no_proxies, closed
     assert (
         not ok and what == f"https://hub.invalid:443 via proxy http://***@127.0.0.1:{closed_port}: Connection refused"
     )
+
+
+def test_a_mirror_folder_is_announced_once_however_often_it_is_resolved(tmp_path, caplog):
+    (tmp_path / "org" / "model").mkdir(parents=True)  # tokenizer, config and weights each resolve the same id
+    with caplog.at_level("INFO", logger="emo_lightning.utils.hub"):
+        for _ in range(3):
+            assert hub.resolve_hub_path("org/model", str(tmp_path)) == str(tmp_path / "org" / "model")
+    assert [r.getMessage() for r in caplog.records] == [f"org/model → {tmp_path / 'org' / 'model'} (local mirror)"]

@@ -17,6 +17,9 @@ DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 DEFAULT_PORTS = {"https": 443, "http": 80, "socks5": 1080, "socks5h": 1080, "socks4": 1080}
 
 
+_ANNOUNCED: set[str] = set()  # mirror folders this process has said it uses
+
+
 def resolve_hub_path(name_or_path: str, mirror_dir: str | None) -> str:
     """Return a local folder for `name_or_path` if there is one, else the Hub id unchanged.
 
@@ -28,7 +31,9 @@ def resolve_hub_path(name_or_path: str, mirror_dir: str | None) -> str:
     if mirror_dir:
         mirrored = Path(mirror_dir).expanduser() / name_or_path
         if mirrored.is_dir():
-            log.info("%s → %s (local mirror)", name_or_path, mirrored)
+            if str(mirrored) not in _ANNOUNCED:  # tokenizer, config and weights all resolve it: one line
+                _ANNOUNCED.add(str(mirrored))
+                log.info("%s → %s (local mirror)", name_or_path, mirrored)
             return str(mirrored)
     go_offline_if_hub_unreachable()
     return name_or_path

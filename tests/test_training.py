@@ -87,7 +87,9 @@ def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
 
 
 def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):
-    cfg = tiny_cfg("logger=none", "plots=default")
+    # fp32 training: Lightning's test/accuracy then comes from the same numbers as predictions/test.csv (under bf16
+    # autocast a random tiny model's near ties can fall the other way; the bf16 predictor is checked below)
+    cfg = tiny_cfg("logger=none", "plots=default", "trainer.precision=32-true")
     train(cfg)
     predictor = EmotionPredictor.from_run(tmp_path, precision="fp32")  # compared with the fp32 module at 1e-5
     texts = ["i feel so lonely", "i am thrilled and happy about today", "scared"]

@@ -318,14 +318,15 @@ def early_validation(cfg: DictConfig, datamodule) -> dict:
         return {}
     if trainer_cfg.get("fast_dev_run") or trainer_cfg.get("limit_train_batches") is not None:
         return {}
-    batches = max_steps * int(trainer_cfg.get("accumulate_grad_batches") or 1)
+    accumulate = int(trainer_cfg.get("accumulate_grad_batches") or 1)
+    batches = max_steps * accumulate
     per_epoch = len(datamodule.train_dataloader())
     if batches >= per_epoch:
         return {}
     log.info(
         "trainer.max_steps=%d ends before the first validation (after %d steps, one epoch): validating at step %d",
         max_steps,
-        math.ceil(per_epoch / (batches / max_steps)),
+        math.ceil(per_epoch / accumulate),
         max_steps,
     )
     return {"val_check_interval": batches}
@@ -419,13 +420,12 @@ def write_metrics(
 ) -> None:
     """metrics.json; thresholds keyed by label name (label order differs between datasets and runs); `examples`:
     how many texts of each split every figure of that split saw (the whole split, or what limit_*/debug= read)."""
-    names = label_names or list(next(iter(per_label_f1.values()), {}))
     record = {
         "monitor": monitor,
         "checkpoint": checkpoint,
         "metrics": {k: float(v) for k, v in metrics.items()},
         "per_label_f1": per_label_f1,
-        "thresholds": dict(zip(names, thresholds, strict=True)) if thresholds is not None else None,
+        "thresholds": dict(zip(label_names, thresholds, strict=True)) if thresholds is not None else None,
         "tuned_on": "validation" if thresholds is not None else None,
         "examples": examples,
         "temperatures": temperatures,  # calibration, fitted on validation; None: uncalibrated

@@ -87,9 +87,9 @@ def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
 
 
 def test_exported_model_predicts_like_the_module(tiny_cfg, tmp_path):
-    # fp32 training: Lightning's test/accuracy then comes from the same numbers as predictions/test.csv (under bf16
-    # autocast a random tiny model's near ties can fall the other way; the bf16 predictor is checked below)
-    cfg = tiny_cfg("logger=none", "plots=default", "trainer.precision=32-true")
+    # the machine's training precision (bf16 autocast on AMX): metrics.json's figures still come from the fp32
+    # outputs predictions/test.csv holds, not from the test loop (where a tiny model's near ties may fall otherwise)
+    cfg = tiny_cfg("logger=none", "plots=default")
     train(cfg)
     predictor = EmotionPredictor.from_run(tmp_path, precision="fp32")  # compared with the fp32 module at 1e-5
     texts = ["i feel so lonely", "i am thrilled and happy about today", "scared"]
@@ -207,7 +207,10 @@ def test_debug_runs_evaluate_only_what_their_trainer_reads(tiny_cfg, tmp_path):
 
 def test_a_loss_monitor_keeps_the_lowest(tiny_cfg, tmp_path):
     """monitor=val/loss with mode left null: the best checkpoint is the one with the lowest validation loss."""
-    cfg = tiny_cfg("logger=csv", "trainer.max_epochs=3", "callbacks.model_checkpoint.monitor=val/loss")
+    # fp32: metrics.json's val/loss (the inference path's) then equals the fit loop's at the best epoch
+    cfg = tiny_cfg(
+        "logger=csv", "trainer.max_epochs=3", "callbacks.model_checkpoint.monitor=val/loss", "trainer.precision=32-true"
+    )
     train(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["monitor"] == "val/loss"

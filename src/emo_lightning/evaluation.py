@@ -65,6 +65,8 @@ class Evaluation:
     thresholds: list[float] | None = None  # with temperatures: on the calibrated scale
     outputs: dict[str, SplitOutputs] = field(default_factory=dict)
     temperatures: list[float] | None = None  # fitted on validation (calibrate=True): 1 or one per label
+    logits: dict[str, torch.Tensor] = field(default_factory=dict)  # per stage: uncalibrated, fp32
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)  # per stage: class ids or multi-hot rows
 
 
 def evaluate_splits(
@@ -98,7 +100,8 @@ def evaluate_splits(
     if multi_label and tuner is not None:
         thresholds, at_least_one = [round(float(t), 4) for t in tuner(*raw["validation"])], tuner.at_least_one
     if not calibrate or not len(targets.get("validation", [])):
-        return score_splits(raw, label_names, multi_label, thresholds, at_least_one, threshold)
+        result = score_splits(raw, label_names, multi_label, thresholds, at_least_one, threshold)
+        return with_outputs(result, logits, targets)
     temperatures = fit_temperatures(logits["validation"], targets["validation"], multi_label)
     scale = torch.tensor(temperatures)
     calibrated = {split: (to_probabilities(logits[split], multi_label, scale), targets[split]) for split in texts}
@@ -110,6 +113,13 @@ def evaluate_splits(
         stage = stage_of(split)
         result.metrics[f"{stage}/ece"] = expected_calibration_error(*raw[split], multi_label)
         result.metrics[f"{stage}/ece_calibrated"] = expected_calibration_error(*calibrated[split], multi_label)
+    return with_outputs(result, logits, targets)
+
+
+def with_outputs(result: Evaluation, logits: dict, targets: dict) -> Evaluation:
+    """`result` holding every split's raw logits and targets by stage (what the untuned figures are scored on)."""
+    result.logits = {stage_of(split): split_logits for split, split_logits in logits.items()}
+    result.targets = {stage_of(split): split_targets for split, split_targets in targets.items()}
     return result
 
 

@@ -236,7 +236,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt_path = best or None  # without a best checkpoint, evaluate the weights as they are
         evaluate = {"datamodule": datamodule, "ckpt_path": ckpt_path, "weights_only": True, "verbose": False}
-        metrics = trainer.validate(module, **evaluate)[0]  # the figures go to metrics.json and the end line
+        # loads the best weights into the module; the loggers get these loops' figures, metrics.json the same
+        # figures from the inference path's outputs below (fp32, as predictions/ and the model folder)
+        metrics = trainer.validate(module, **evaluate)[0]
         if datamodule.has_test:
             metrics |= trainer.test(module, **evaluate)[0]
         if trainer.is_global_zero:  # the module now holds the evaluated (best) weights
@@ -267,6 +269,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 threshold=module.threshold,
                 calibrate=True,  # temperatures fitted on validation, saved with (folded into) the model
             )
+            for stage, logits in evaluation.logits.items():  # the figures of predictions/*.csv's outputs (fp32),
+                metrics |= module.split_figures(stage, logits, evaluation.targets[stage])  # not the loop's autocast
             metrics |= evaluation.metrics
             spec.thresholds, spec.temperatures = evaluation.thresholds, evaluation.temperatures
             spec.at_least_one = bool(tuner is not None and tuner.at_least_one)

@@ -94,6 +94,18 @@ class EmotionClassifier(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_metrics, self.test_loss)
 
+    @torch.no_grad()
+    def split_figures(self, stage: str, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        """`stage`'s figures as its evaluation loop logs them (loss included), from the whole split's logits (all
+        of them in this process: under DDP, rank 0's final pass)."""
+        num_labels = logits.shape[-1]
+        metrics = build_metrics(num_labels, self.multi_label, self.threshold, sync_on_compute=False)
+        metrics = metrics.clone(prefix=f"{stage}/").to(self.device)
+        logits, targets = logits.to(self.device), targets.to(self.device)
+        metrics.update(self.probabilities(logits), targets.int())
+        figures = {name: float(value) for name, value in metrics.compute().items()}
+        return figures | {f"{stage}/loss": float(self.loss(logits.float(), targets))}
+
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self.probabilities(self(batch["input_ids"], batch["attention_mask"]))
 

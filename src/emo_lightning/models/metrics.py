@@ -22,8 +22,8 @@ class SampleJaccard(Metric):
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, threshold: float = 0.5) -> None:
-        super().__init__()
+    def __init__(self, threshold: float = 0.5, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.threshold = threshold
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
@@ -40,24 +40,25 @@ class SampleJaccard(Metric):
         return (self.total / self.count.clamp(min=1)).float()
 
 
-def build_metrics(num_labels: int, multi_label: bool, threshold: float = 0.5) -> MetricCollection:
-    """Metrics for the task; inputs are probabilities (batch, num_labels) and int targets."""
+def build_metrics(num_labels: int, multi_label: bool, threshold: float = 0.5, **kwargs) -> MetricCollection:
+    """Metrics for the task; inputs are probabilities (batch, num_labels) and int targets. `kwargs` go to every
+    metric (e.g. `sync_on_compute=False`: one process's whole split, no gathering over DDP ranks)."""
     if not multi_label:
         return MetricCollection(
             {
-                "accuracy": MulticlassAccuracy(num_labels, average="micro"),
-                "f1_macro": MulticlassF1Score(num_labels, average="macro"),
-                "f1_weighted": MulticlassF1Score(num_labels, average="weighted"),
+                "accuracy": MulticlassAccuracy(num_labels, average="micro", **kwargs),
+                "f1_macro": MulticlassF1Score(num_labels, average="macro", **kwargs),
+                "f1_weighted": MulticlassF1Score(num_labels, average="weighted", **kwargs),
             }
         )
     return MetricCollection(
         {
-            "f1_micro": MultilabelF1Score(num_labels, threshold=threshold, average="micro"),
-            "f1_macro": MultilabelF1Score(num_labels, threshold=threshold, average="macro"),
-            "auroc_micro": MultilabelAUROC(num_labels, average="micro"),
-            "auroc_macro": MultilabelAUROC(num_labels, average="macro"),
-            "jaccard": SampleJaccard(threshold=threshold),
-            "exact_match": MultilabelExactMatch(num_labels, threshold=threshold),
+            "f1_micro": MultilabelF1Score(num_labels, threshold=threshold, average="micro", **kwargs),
+            "f1_macro": MultilabelF1Score(num_labels, threshold=threshold, average="macro", **kwargs),
+            "auroc_micro": MultilabelAUROC(num_labels, average="micro", **kwargs),
+            "auroc_macro": MultilabelAUROC(num_labels, average="macro", **kwargs),
+            "jaccard": SampleJaccard(threshold=threshold, **kwargs),
+            "exact_match": MultilabelExactMatch(num_labels, threshold=threshold, **kwargs),
         }
     )
 

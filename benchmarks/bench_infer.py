@@ -75,9 +75,10 @@ def pipeline_row(run_dir: Path, texts: list[str], gold: list[str]) -> dict:
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    model_dir = run_dir / "model"
-    config = AutoConfig.from_pretrained(model_dir)
-    same_network = any(name.endswith("ForSequenceClassification") for name in config.architectures or [])
+    model_dir = run_dir / "model"  # a head pipeline() cannot hold leaves no config.json beside the encoder/
+    config = AutoConfig.from_pretrained(model_dir) if (model_dir / "config.json").is_file() else None
+    architectures = (config.architectures if config else None) or []
+    same_network = any(name.endswith("ForSequenceClassification") for name in architectures)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if same_network:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir)

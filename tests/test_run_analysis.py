@@ -85,7 +85,7 @@ def test_errors_of_a_multi_label_test_split_draw_pr_curves(finished_run, tmp_pat
     [
         (
             ["errors.split=tset"],
-            "errors.split=tset is not a split of this run's dataset: did you mean errors.split=test?",
+            "errors.split=tset is not a split name: did you mean errors.split=test?",  # before the data loads
         ),
         (["errors.precision=int8"], "errors.precision=int8 is not one of auto, fp32, bf16, fp16"),
         (["errors.top=0"], "errors.top=0 must be a whole number ≥ 1"),

@@ -30,7 +30,18 @@ def split_name(split: str) -> str:
     return "validation" if split == "val" else split
 
 
+SPLITS = ("train", "validation", "test")  # what a dataset's splits may be called (val: validation)
+
+
 def check_settings(settings: DictConfig) -> None:
+    """One line for a bad `errors.*` value, before any data or model loads."""
+    split = split_name(str(settings.split))
+    if split not in SPLITS:
+        close = did_you_mean(split, list(SPLITS))
+        raise ConfigError(
+            f"errors.split={settings.split} is not a split name: "
+            f"{f'did you mean errors.split={close}? ' if close else ''}use one of train, validation (or val), test"
+        )
     if settings.precision not in PRECISIONS:
         raise ConfigError(f"errors.precision={settings.precision} is not one of {', '.join(PRECISIONS)}")
     for key in ("top", "batch_size"):

@@ -273,14 +273,21 @@ class Service:
         return self.process.wait(60)
 
 
-def check_outcome(words: list[str], result: subprocess.CompletedProcess, work: Path) -> None:
-    """A sign the command did its job, beyond exit code 0."""
+def written_metrics(work: Path) -> dict[Path, int]:
+    """Every metrics.json below `work`, with when it was last written."""
+    return {path: path.stat().st_mtime_ns for path in work.rglob("metrics.json")}
+
+
+def check_outcome(words: list[str], result: subprocess.CompletedProcess, work: Path, before: dict) -> None:
+    """A sign the command did its job, beyond exit code 0 (`before`: `written_metrics` before it ran)."""
     output = result.stdout + result.stderr
     if "--help" in words:
         assert "python " in result.stdout and "default" in result.stdout.lower(), result.stdout[:2000]
     elif "train.py" in " ".join(words) or "train" in words[3:4]:
-        # every job leaves a finished run (continued runs: the copy's metrics.json is rewritten)
-        assert list(work.rglob("metrics.json")), output[-3000:]
+        # a training command finishes a run: a new metrics.json, or the continued run's rewritten
+        assert written_metrics(work).items() - before.items(), output[-3000:]
+    elif words[1:3] == ["-m", "emo_lightning.sweeps"]:
+        assert "loss=ce" in result.stdout and "loss=focal" in result.stdout, output[-3000:]  # both jobs summarized
     elif words[1:2] and words[1].endswith("predict.py"):
         assert "input_file=posts.csv" not in words or (work / "posts.predictions.csv").exists()
         assert "input_file=posts.csv" in words or re.search(r"\b(" + "|".join(EMOTIONS) + r")\b", result.stdout)
@@ -329,6 +336,7 @@ def test_readme_command(command: Command, tmp_path, tiny_models, tiny_mirror, re
             continue
         resumed = any(word.startswith("resume=") for word in words)
         steps = last_step(work / "run") if resumed else None
-        check_outcome(words, run_part(words, work), work)
+        before = written_metrics(work)
+        check_outcome(words, run_part(words, work), work, before)
         if resumed and any(word.startswith("trainer.max_epochs=") for word in words):
             assert last_step(work / "run") > steps  # trained on, in its own folder (until early stopping)

@@ -26,7 +26,8 @@ def main(cfg: DictConfig) -> None:
             measure_speed=cfg.measure_speed,
         )
     lines = [f"wrote {cfg.run_dir}/onnx ({report['format']}); parity on {report['texts']} texts ({report['source']}):"]
-    lines += [f"  {summary(record, report['metric'])}" for record in report["backends"]]
+    checked = report["backends"] + report.get("torch_precision", []) + report.get("openvino", [])
+    lines += [f"  {summary(record, report['metric'])}" for record in checked]
     if speeds := report.get("speeds"):
         for size, rates in speeds["texts_per_second"].items():
             figures = ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())

@@ -27,6 +27,8 @@ def main(cfg: DictConfig) -> None:
         predictor = EmotionPredictor.from_run(
             run_dir, settings.batch_size, settings.precision, settings.threshold, backend=settings.backend
         )
+    for size in sorted({1, settings.max_batch_size}):  # opens the backend of each batch size, builds its kernels
+        predictor.predict_proba(["warm-up"] * size)
     app = create_app(predictor, predictor.model_dir, settings.limits, settings.max_batch_size, settings.batch_timeout)
     from emo_lightning.serving.server import run_server
 

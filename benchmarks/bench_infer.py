@@ -10,6 +10,7 @@ Rows, each in its own process (tokenization inside every timed region):
   torch-fp32      our one inference path (length-sorted batches), PyTorch fp32
   torch-<auto>    the same at the machine's precision (bf16 weights on AMX), where that is not fp32
   onnx, onnx-int8 the run's ONNX export (made first when missing) in onnxruntime
+  openvino        the same model.onnx in OpenVINO at the machine's precision (bf16 on AMX), where it passed
   auto            backend=auto: the fastest backend that passed its parity check, per batch size
 At batch 1 every text is one call (p50/p99 latency per call); at batch 64 all texts go in one call, the best of
 3 passes (steady state: the first pass also builds kernels for each new batch shape).
@@ -107,6 +108,7 @@ def ours_row(name: str, run_dir: Path, texts: list[str], gold: list[str]) -> dic
         "torch-auto": ("torch", "auto"),
         "onnx": ("onnx", "auto"),
         "onnx-int8": ("onnx-int8", "auto"),
+        "openvino": ("openvino", "auto"),
         "auto": ("auto", "auto"),
     }[name]
     one = EmotionPredictor.from_run(run_dir, batch_size=1, precision=precision, backend=backend)
@@ -274,12 +276,15 @@ def main() -> None:
     print(f"machine: {machine_id()} (torch {torch.__version__}, {torch.get_num_threads()} threads)")
     print(f"run: {args.run}")
     parity = ensure_export(args.run)
-    passed = [r["backend"] for r in parity["backends"] + parity.get("torch_precision", []) if r["passed"]]
+    checked = parity["backends"] + parity.get("torch_precision", []) + parity.get("openvino", [])
+    passed = [r["backend"] for r in checked if r["passed"]]
     print(f"parity passed: {', '.join(passed)}; speeds measured at export: {parity.get('speeds', {}).get('auto')}\n")
     names = ["pipeline", "torch-fp32"]
     if inference_dtype("auto", hw, torch.device("cpu")) != torch.float32:
         names.append("torch-auto")
-    names += [name for name in ("onnx", "onnx-int8") if name in passed] + ["auto"]
+    names += [name for name in ("onnx", "onnx-int8") if name in passed]
+    names += ["openvino"] if any(name.startswith("openvino-") for name in passed) else []
+    names += ["auto"]
     rows = []
     for i, name in enumerate(names):
         rows.append(run_in_child(name, args))

@@ -8,14 +8,16 @@ import os
 import subprocess
 import sys
 
+import openvino
 import pytest
 import torch
 from transformers import AutoTokenizer
 
 from emo_lightning.inference import onnx_export
 from emo_lightning.inference.engine import TorchBackend, predict_probabilities
-from emo_lightning.inference.onnx_backend import OnnxBackend
+from emo_lightning.inference.onnx_backend import OnnxBackend, machine_cores
 from emo_lightning.inference.onnx_export import export_run
+from emo_lightning.inference.openvino_backend import OpenVinoBackend
 from emo_lightning.models.export import load_model_dir, read_spec
 from emo_lightning.train import train
 from emo_lightning.utils.errors import ConfigError
@@ -67,6 +69,11 @@ def test_export_passes_parity_and_writes_a_self_contained_folder(tiny_cfg, tmp_p
         rows = val_rows(run_dir)
         assert fp32["metric_before"] == pytest.approx(sum(r["correct"] == "True" for r in rows) / len(rows))
     assert report["fusions"]["SkipLayerNormalization"] == 4  # tiny bert: 2 layers × 2 LayerNorms after residuals
+    (openvino,) = report["openvino"]  # OpenVINO on the same model.onnx, at the machine's precision
+    if openvino["backend"] == "openvino-fp32":  # held to the fp32 rule, like model.onnx
+        assert openvino["passed"] and openvino["max_abs_diff"] <= 1e-4 and openvino["decision_agreement"] == 1.0
+    else:
+        assert openvino["backend"] == "openvino-bf16" and 0 < openvino["max_abs_diff"] < 0.1
 
 
 def test_int8_export_of_a_confident_model_keeps_its_decisions(tiny_cfg, tmp_path):
@@ -97,6 +104,27 @@ def test_onnx_backend_predicts_torch_probabilities_from_the_onnx_folder_alone(ti
     assert (onnx_probs - torch_probs).abs().max() <= 1e-4
     with pytest.raises(ConfigError, match="model.int8.onnx does not exist: export it with"):
         OnnxBackend(onnx_dir, int8=True)
+
+
+def test_openvino_backend_predicts_torch_probabilities_alone_and_in_lanes(tiny_cfg, tmp_path):
+    run_dir = tiny_run(tiny_cfg, "data=go_emotions")
+    export_run(run_dir, "onnx", measure_speed=False)
+    network, tokenizer, spec = load_model_dir(tmp_path / "model")
+    texts = [f"{text} {'very ' * n}" for n in range(5) for text in ("i feel so lonely", "thrilled", "news", "a " * 200)]
+    args = (tokenizer, texts, spec.max_length, spec.multi_label)
+    reference = predict_probabilities(TorchBackend(network), *args, batch_size=3)
+    backend = OpenVinoBackend(tmp_path / "onnx")
+    assert backend.name == "openvino-fp32" and backend.lanes == machine_cores()
+    in_lanes = predict_probabilities(backend, *args, batch_size=3)  # 7 batches: the per-core streams
+    alone = torch.cat([predict_probabilities(backend, tokenizer, [t], spec.max_length, True) for t in texts])
+    assert in_lanes.shape == (20, 28) and (in_lanes - reference).abs().max() <= 1e-4
+    assert (alone - reference).abs().max() <= 1e-4  # one batch: the all-cores model; each row its own text's
+    bf16 = OpenVinoBackend(tmp_path / "onnx", torch.bfloat16)  # bf16 where this CPU runs it natively, else fp32
+    native = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert bf16.name == ("openvino-bf16" if native else "openvino-fp32")
+    assert (predict_probabilities(bf16, *args, batch_size=3) - reference).abs().max() <= (0.05 if native else 1e-4)
+    with pytest.raises(ConfigError, match="model.onnx does not exist: export it with"):
+        OpenVinoBackend(tmp_path)
 
 
 def test_failed_parity_leaves_no_folder(tiny_cfg, tmp_path, monkeypatch):

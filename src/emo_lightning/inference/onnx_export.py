@@ -5,8 +5,9 @@
   model.int8.onnx      format=onnx-int8: dynamic quantization of model.onnx (QInt8 weights)
   classifier.json      copied from model/: labels, thresholds, at_least_one, max_length, temperatures
   tokenizer files      the run's tokenizer, so the folder predicts alone
-  parity.json          what the parity check measured (ONNX, and PyTorch at the machine's precision, vs PyTorch
-                       fp32), and each passing backend's texts/s at batch 1 and 64 here (what backend=auto reads)
+  parity.json          what the parity check measured (ONNX, PyTorch at the machine's precision and OpenVINO on
+                       model.onnx, vs PyTorch fp32), and each passing backend's texts/s at batch 1 and 64 here
+                       (what backend=auto reads)
 
 The folder appears whole, after its parity check passed, or not at all.
 """
@@ -42,6 +43,10 @@ FP32_MAX_DIFF = 1e-4  # max |Δprob| of model.onnx against the PyTorch fp32 netw
 INT8_MIN_AGREEMENT = 0.99  # share of texts whose int8 (or bf16 PyTorch) decisions equal PyTorch fp32's
 BERT_FAMILY = ("bert",)  # model types whose graphs onnxruntime's BERT optimizer fuses
 VALIDATION_FILE = Path("predictions") / "val.csv"
+EXACT_BACKENDS = {  # fp32 backends held to FP32_MAX_DIFF and identical decisions: what fails, and what then
+    "onnx": ("model.onnx", "this encoder does not export faithfully; predict with PyTorch"),
+    "openvino-fp32": ("OpenVINO fp32", "it is not used by backend=auto"),
+}
 
 
 @dataclass
@@ -248,16 +253,18 @@ class ParityCheck:
     def problem(self, record: dict, max_int8_drop: float) -> str | None:
         name, agreement, drop = record["backend"], record["decision_agreement"], record["metric_drop"]
         metric = self.metric_name
-        if name == "onnx" and record["max_abs_diff"] > FP32_MAX_DIFF:
-            return (
-                f"model.onnx's probabilities differ from PyTorch's by {record['max_abs_diff']:.2e} "
-                f"(allowed {FP32_MAX_DIFF:.0e}): this encoder does not export faithfully; predict with PyTorch"
-            )
-        if name == "onnx" and agreement < 1.0:
-            return f"model.onnx decides differently from PyTorch on {1 - agreement:.2%} of texts: predict with PyTorch"
-        if name == "onnx":
+        if name in EXACT_BACKENDS:  # fp32 on both sides: the same probabilities, the same decisions
+            what, fix = EXACT_BACKENDS[name]
+            if record["max_abs_diff"] > FP32_MAX_DIFF:
+                return (
+                    f"{what}'s probabilities differ from PyTorch's by {record['max_abs_diff']:.2e} "
+                    f"(allowed {FP32_MAX_DIFF:.0e}): {fix}"
+                )
+            if agreement < 1.0:
+                return f"{what} decides differently from PyTorch on {1 - agreement:.2%} of texts: {fix}"
             return None
-        what = "model.int8.onnx" if name == "onnx-int8" else name  # int8, or PyTorch at the machine's precision
+        # int8, or bf16 (PyTorch or OpenVINO at the machine's precision): decisions may move, within limits
+        what = "model.int8.onnx" if name == "onnx-int8" else name
         fix = "export format=onnx (fp32) instead" if name == "onnx-int8" else "it is not used by backend=auto"
         if agreement < INT8_MIN_AGREEMENT:
             return (
@@ -317,6 +324,8 @@ def export_run(
         records = [check.compare(backend, max_int8_drop) for backend in backends]
         machine = machine_precision_backend(network)
         torch_records = [check.compare(machine, max_int8_drop)] if machine is not None else []
+        openvino = openvino_backend(partial)
+        openvino_records = [check.compare(openvino, max_int8_drop)] if openvino is not None else []
         report = {
             "format": fmt,
             "texts": len(data.texts),
@@ -331,18 +340,20 @@ def export_run(
             },
             "backends": records,
             "torch_precision": torch_records,  # PyTorch at the machine's precision, where that is not fp32
+            "openvino": openvino_records,  # OpenVINO on model.onnx at the machine's precision
             "passed": all(record["passed"] for record in records),
         }
-        for record in records + torch_records:
+        for record in records + torch_records + openvino_records:
             log.info("parity: %s", summary(record, check.metric_name))
-            if record["backend"].startswith("torch") and not record["passed"]:
+            if record in torch_records + openvino_records and not record["passed"]:
                 log.warning("parity: %s", record["problem"])
         failed = [record["problem"] for record in records if record["problem"]]
         if failed:
             raise ConfigError(failed[0])
         if measure_speed:
-            passed = {record["backend"] for record in records + torch_records if record["passed"]}
-            timed = [TorchBackend(network)] + [b for b in [machine, *backends] if b is not None and b.name in passed]
+            passed = {record["backend"] for record in records + torch_records + openvino_records if record["passed"]}
+            candidates = [machine, *backends, openvino]
+            timed = [TorchBackend(network)] + [b for b in candidates if b is not None and b.name in passed]
             report["speeds"] = measure_speeds(timed, tokenizer, data.texts, spec.max_length, spec.multi_label)
         (partial / "parity.json").write_text(json.dumps(report, indent=2))
     return report
@@ -354,9 +365,25 @@ def machine_precision_backend(network: EmotionNetwork) -> TorchBackend | None:
     return None if dtype == torch.float32 else TorchBackend(network, dtype)
 
 
+def openvino_backend(onnx_dir: Path):
+    """OpenVINO on `onnx_dir`/model.onnx at the machine's precision; None (and a warning) where it cannot
+    compile the graph: the export stands without it."""
+    from emo_lightning.inference.openvino_backend import OpenVinoBackend
+
+    try:
+        return OpenVinoBackend(onnx_dir, inference_dtype("auto", Hardware.detect(), torch.device("cpu")))
+    except RuntimeError as error:  # OpenVINO's own errors (an operator it lacks) are RuntimeErrors
+        log.warning(
+            "parity: OpenVINO cannot compile %s (%s): backend=openvino is not available for it",
+            onnx_dir / FP32_FILE,
+            str(error).strip().splitlines()[0][:200],
+        )
+        return None
+
+
 def summary(record: dict, metric: str | None) -> str:
     line = (
-        f"{record['backend']:<10} max |Δprob| {record['max_abs_diff']:.2e}, "
+        f"{record['backend']:<13} max |Δprob| {record['max_abs_diff']:.2e}, "
         f"decisions agree {record['decision_agreement']:.2%}"
     )
     if metric is not None:

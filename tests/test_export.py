@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 
-import openvino
 import pytest
 import torch
 from transformers import AutoTokenizer
@@ -17,7 +16,7 @@ from emo_lightning.inference import onnx_export
 from emo_lightning.inference.engine import TorchBackend, predict_probabilities
 from emo_lightning.inference.onnx_backend import OnnxBackend, machine_cores
 from emo_lightning.inference.onnx_export import export_run
-from emo_lightning.inference.openvino_backend import OpenVinoBackend
+from emo_lightning.inference.openvino_backend import OpenVinoBackend, native_bf16
 from emo_lightning.models.export import load_model_dir, read_spec
 from emo_lightning.train import train
 from emo_lightning.utils.errors import ConfigError
@@ -120,7 +119,7 @@ def test_openvino_backend_predicts_torch_probabilities_alone_and_in_lanes(tiny_c
     assert in_lanes.shape == (20, 28) and (in_lanes - reference).abs().max() <= 1e-4
     assert (alone - reference).abs().max() <= 1e-4  # one batch: the all-cores model; each row its own text's
     bf16 = OpenVinoBackend(tmp_path / "onnx", torch.bfloat16)  # bf16 where this CPU runs it natively, else fp32
-    native = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    native = native_bf16()
     assert bf16.name == ("openvino-bf16" if native else "openvino-fp32")
     assert (predict_probabilities(bf16, *args, batch_size=3) - reference).abs().max() <= (0.05 if native else 1e-4)
     with pytest.raises(ConfigError, match="model.onnx does not exist: export it with"):
@@ -197,3 +196,17 @@ def test_minilm_export_fuses_attention_and_keeps_fp32_answers(tmp_path):
     (fp32,) = report["backends"]
     assert fp32["max_abs_diff"] <= 1e-4 and fp32["decision_agreement"] == 1.0 and fp32["metric_after"] is None
     assert report["source"] == "parity_texts" and report["texts"] == 64
+
+
+def test_openvino_leaves_other_streams_open_when_logging_is_reconfigured(monkeypatch):
+    """absl.logging (imported by openvino) closed the stream it was made with at the next logging setup
+    (Hydra's): here pytest's captured stderr, in a notebook the notebook's."""
+    import io
+    import logging.config
+
+    import emo_lightning.inference.openvino_backend  # noqa: F401 (imports openvino)
+
+    before = sys.stderr
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a test's or a notebook's stream of the moment
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})  # closes every handler
+    assert not before.closed

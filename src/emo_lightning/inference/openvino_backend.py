@@ -10,10 +10,12 @@ texts in batches of 64: 1,772 texts/s in two streams vs 1,608 in one, and 1,431 
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
+import openvino as ov
 import torch
 
 from emo_lightning.inference.onnx_backend import FP32_FILE, machine_cores
@@ -22,21 +24,36 @@ from emo_lightning.utils.errors import ConfigError
 OPENVINO_PRECISIONS = {torch.float32: "f32", torch.bfloat16: "bf16"}
 
 
+def _keep_streams_open() -> None:
+    """`import openvino` imports absl.logging where it is installed (tensorboard brings it), and absl's handler
+    closes the stream it was made with when logging's handlers are closed (Hydra's logging setup does that) unless
+    it is the current sys.stderr: in a notebook, or under a test's captured output, that closes someone else's
+    stream. Point it at the process's own stderr, which it never closes."""
+    absl_logging = sys.modules.get("absl.logging")
+    if absl_logging is not None:
+        absl_logging.get_absl_handler().python_handler.setStream(sys.__stderr__)
+
+
+_keep_streams_open()
+
+
+def native_bf16() -> bool:
+    """Whether OpenVINO runs bf16 natively on this CPU (AMX, AVX-512 BF16)."""
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 class OpenVinoBackend:
     """`model_dir`/model.onnx in OpenVINO on the CPU, at `dtype` (bf16 only where the CPU runs it natively,
     else fp32: the name says which ran). `threads`: the cores to use (default: this process's)."""
 
     def __init__(self, model_dir: str | Path, dtype: torch.dtype = torch.float32, threads: int | None = None) -> None:
-        import openvino as ov
-
         path = Path(model_dir) / FP32_FILE
         if not path.is_file():
             raise ConfigError(f"{path} does not exist: export it with `python export.py run_dir=<run> format=onnx`")
         if dtype not in OPENVINO_PRECISIONS:
             raise ConfigError(f"dtype {dtype} is not one OpenVINO runs here: give fp32 or bf16")
         core = ov.Core()
-        native_bf16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        precision = OPENVINO_PRECISIONS[dtype] if native_bf16 else "f32"
+        precision = OPENVINO_PRECISIONS[dtype] if native_bf16() else "f32"
         self.cores = threads or machine_cores()
         model = core.read_model(str(path))
         common = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": str(self.cores)}

@@ -52,9 +52,11 @@ class OnnxBackend:
         self.lanes = 1  # onnxruntime runs one batch on all its intra-op threads
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        feed = {
-            "input_ids": np.ascontiguousarray(input_ids.cpu().numpy(), dtype=np.int64),
-            "attention_mask": np.ascontiguousarray(attention_mask.cpu().numpy(), dtype=np.int64),
-        }
-        (logits,) = self.session.run(["logits"], feed)
+        (logits,) = self.session.run(["logits"], numpy_inputs(input_ids, attention_mask))
         return torch.from_numpy(np.asarray(logits, dtype=np.float32))
+
+
+def numpy_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, np.ndarray]:
+    """The exported graph's inputs by name: contiguous int64 arrays on the CPU."""
+    tensors = (input_ids, attention_mask)
+    return {name: np.ascontiguousarray(t.cpu().numpy(), dtype=np.int64) for name, t in zip(INPUT_NAMES, tensors)}

@@ -18,7 +18,7 @@ import numpy as np
 import openvino as ov
 import torch
 
-from emo_lightning.inference.onnx_backend import FP32_FILE, machine_cores
+from emo_lightning.inference.onnx_backend import FP32_FILE, machine_cores, numpy_inputs
 from emo_lightning.utils.errors import ConfigError
 
 OPENVINO_PRECISIONS = {torch.float32: "f32", torch.bfloat16: "bf16"}
@@ -37,9 +37,9 @@ def _keep_streams_open() -> None:
 _keep_streams_open()
 
 
-def native_bf16() -> bool:
+def native_bf16(core: ov.Core | None = None) -> bool:
     """Whether OpenVINO runs bf16 natively on this CPU (AMX, AVX-512 BF16)."""
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in (core or ov.Core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 class OpenVinoBackend:
@@ -53,7 +53,7 @@ class OpenVinoBackend:
         if dtype not in OPENVINO_PRECISIONS:
             raise ConfigError(f"dtype {dtype} is not one OpenVINO runs here: give fp32 or bf16")
         core = ov.Core()
-        precision = OPENVINO_PRECISIONS[dtype] if native_bf16() else "f32"
+        precision = OPENVINO_PRECISIONS[dtype] if native_bf16(core) else "f32"
         self.cores = threads or machine_cores()
         model = core.read_model(str(path))
         common = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": str(self.cores)}
@@ -62,7 +62,6 @@ class OpenVinoBackend:
         self.streams = core.compile_model(model, "CPU", per_core) if self.cores > 1 else self.single
         ran_bf16 = self.single.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
         self.name = "openvino-bf16" if ran_bf16 else "openvino-fp32"
-        self.dtype = torch.bfloat16 if self.name == "openvino-bf16" else torch.float32
         self.path = path
         self.lanes = self.cores  # one stream per core
         self._requests = threading.local()  # an infer request serves one thread at a time
@@ -74,9 +73,5 @@ class OpenVinoBackend:
         request = requests.get(id(compiled))
         if request is None:
             request = requests[id(compiled)] = compiled.create_infer_request()
-        feed = {
-            "input_ids": np.ascontiguousarray(input_ids.cpu().numpy(), dtype=np.int64),
-            "attention_mask": np.ascontiguousarray(attention_mask.cpu().numpy(), dtype=np.int64),
-        }
-        outputs = request.infer(feed)
+        outputs = request.infer(numpy_inputs(input_ids, attention_mask))
         return torch.from_numpy(np.array(outputs[0], dtype=np.float32))  # a copy: the request reuses its buffer

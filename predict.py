@@ -16,7 +16,7 @@ def print_predictions(predictor, texts: list[str], cfg: DictConfig) -> None:
         for name, prob in shown:
             print(f"  {name:<16} {prob:.3f}")
         if predictor.spec.multi_label:
-            source = f"threshold {cfg.threshold}" if cfg.threshold else "thresholds saved with the model"
+            source = f"threshold {cfg.threshold}" if cfg.threshold is not None else "thresholds saved with the model"
             rule = " (or the most probable label)" if predictor.spec.at_least_one else ""
             decided = prediction.labels
             if cfg.top_k is not None:  # the decided labels among the k shown: the two lists agree

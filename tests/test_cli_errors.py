@@ -399,10 +399,14 @@ def test_run_cli_reraises_what_is_not_bad_input(tmp_path, monkeypatch):
             ["text=hi", "threshold=1.5"],
             "threshold=1.5 must be > 0 and < 1, or null for the thresholds saved with the model",
         ),
+        (
+            ["text=hi", "threshold=nan"],
+            "threshold=nan must be > 0 and < 1, or null for the thresholds saved with the model",
+        ),
         (["text=hi", "top_k=0"], "top_k=0 must be an int ≥ 1"),
         (["input_file=missing.csv"], "input_file=missing.csv does not exist: give a file of texts"),
     ],
-    ids=["threshold", "top-k", "missing-input"],
+    ids=["threshold", "threshold-nan", "top-k", "missing-input"],
 )
 def test_predict_settings_are_checked_before_the_model_loads(tmp_path, args, message):
     """run_dir names no run at all: the settings' error comes first, so it came before any model was read."""

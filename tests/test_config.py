@@ -278,6 +278,7 @@ def test_each_range_rule_refuses_a_value_outside_and_allows_its_example(key):
         ),  # noqa: E501
         (["+trainer.num_nodes=0"], "trainer.num_nodes=0 must be an int ≥ 1: e.g. trainer.num_nodes=1"),
         (["thresholds=none", "threshold=0"], "threshold=0 must be > 0 and < 1: e.g. threshold=0.5"),
+        (["threshold=nan"], "threshold=nan must be > 0 and < 1: e.g. threshold=0.5"),  # NaN passed every bound
     ],
 )
 def test_values_outside_their_range_are_refused(overrides, message):

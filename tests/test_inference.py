@@ -121,3 +121,26 @@ def test_package_exports_the_predictor_lazily():
 
     with pytest.raises(AttributeError, match="no attribute 'Predictor'"):
         emo_lightning.Predictor  # noqa: B018
+
+
+@pytest.mark.parametrize("bad", [0.0, 0, 1.0, -0.1, 1.5, float("nan"), True, "0.5"])
+def test_predictor_refuses_a_threshold_outside_zero_to_one(tmp_path, tiny_models, bad):
+    """0.0 was taken for "no threshold" (the saved ones were used instead); now it, and any value that is not a
+    number strictly between 0 and 1, is one line before the folder is read."""
+    with pytest.raises(ConfigError) as info:
+        EmotionPredictor(tmp_path / "not-read", threshold=bad)
+    assert str(info.value) == (
+        f"threshold={bad!r} must be a number > 0 and < 1 (e.g. 0.5), or None for the thresholds saved with the model"
+    )
+
+
+def test_a_given_threshold_replaces_every_saved_one(tmp_path, tiny_models):
+    folder = model_dir(tmp_path / "model", tiny_models, multi_label=True)
+    saved = EmotionPredictor(folder, precision="fp32")
+    probs = saved.predict_proba(TEXTS)
+    low = float(probs.min()) + 1e-4  # nearly every label fires (at 0.5, fewer do)
+    given = EmotionPredictor(folder, precision="fp32", threshold=low)
+    assert given.thresholds == [low] * len(LABELS) and saved.thresholds == [0.5] * len(LABELS)
+    picked = [set(p.labels) for p in given.predict(TEXTS)]
+    assert picked == [{name for name, p in zip(LABELS, row) if p >= low} for row in probs.tolist()]
+    assert sum(map(len, picked)) == int((probs >= low).sum()) > sum(len(p.labels) for p in saved.predict(TEXTS))

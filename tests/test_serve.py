@@ -243,3 +243,26 @@ def test_an_unexpected_error_is_a_generic_500_and_logged_with_its_traceback(fold
     assert response.status_code == 500 and response.json() == {"error": {"code": "internal_error", "message": INTERNAL}}
     assert "Traceback" in caplog.text and "must match the size of tensor" in caplog.text  # the details: in the log
     assert "Traceback" not in response.text and "tensor" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("batch_timeout", float("nan"), "batch_timeout=nan is not a number of seconds >= 0"),
+        ("shutdown_timeout", float("nan"), "shutdown_timeout=nan is not a positive number of seconds"),
+        ("threshold", float("nan"), "threshold=nan is not a probability"),
+        ("threshold", 0.0, "threshold=0.0 is not a probability"),
+    ],
+)
+def test_settings_refuse_nan_and_a_threshold_of_zero(key, value, words):
+    """NaN passed `value < 0`, so a NaN timeout was taken; the service refuses it as it refuses -1."""
+    from omegaconf import OmegaConf
+
+    from emo_lightning.serving.settings import ServeSettings
+    from emo_lightning.utils.errors import ConfigError
+
+    cfg = OmegaConf.load(ROOT / "conf" / "serve.yaml")
+    cfg.run_dir, cfg[key] = "outputs/runs/x", value
+    with pytest.raises(ConfigError) as info:
+        ServeSettings.from_cfg(cfg)
+    assert str(info.value).startswith(words)

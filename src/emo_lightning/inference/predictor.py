@@ -20,14 +20,27 @@ class Prediction:
     labels: list[str]  # multi-label: labels at or above the threshold; single-label: the top one
 
 
+def check_threshold(threshold: object) -> None:
+    """None, or a number in (0, 1) (NaN is none): else a one-line ConfigError."""
+    number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+    if threshold is not None and not (number and 0 < threshold < 1):
+        raise ConfigError(
+            f"threshold={threshold!r} must be a number > 0 and < 1 (e.g. 0.5), or None for the thresholds saved "
+            "with the model"
+        )
+
+
 class EmotionPredictor:
     """Wraps an exported model folder: `EmotionPredictor.from_run("outputs/…").predict(["i miss you"])`.
 
-        `backend`: `auto` (the fastest that passed its parity check, per batch size: see inference/backends.py),
-        `torch`, `onnx` or `onnx-int8` (the run's `onnx/` export), or a `Backend` object. `precision` (for PyTorch):
-        `auto` (bf16 weights where the machine has native bf16, else fp32), `fp32`, `bf16` or `fp16`; probabilities
-        are fp32 either way. Tokenizer, labels, thresholds and calibration temperatures come from the folder (a
-    `threshold` given here applies to the calibrated probabilities).
+    `backend`: `auto` (the fastest that passed its parity check, per batch size: see inference/backends.py),
+    `torch`, `onnx` or `onnx-int8` (the run's `onnx/` export), or a `Backend` object. `precision` (for PyTorch):
+    `auto` (bf16 weights where the machine has native bf16, else fp32), `fp32`, `bf16` or `fp16`; probabilities
+    are fp32 either way. Tokenizer, labels, thresholds and calibration temperatures come from the folder.
+
+    `threshold` (multi-label): one threshold for every label instead of the saved ones, on the calibrated
+    probabilities; None keeps the saved ones. It must lie in (0, 1), as predict.py's, serve.py's and training's
+    `threshold`: at 0 every label fires for every text and at 1 almost none does, so neither decides anything.
     """
 
     def __init__(
@@ -45,11 +58,13 @@ class EmotionPredictor:
                 f"precision={precision} applies to the PyTorch backend only, and backend={backend.name} was given: "
                 "drop precision (or the backend)"
             )
+        check_threshold(threshold)
         self.model_dir = model_dir = Path(model_dir)
         self.network, self.tokenizer, self.spec = load_model_dir(model_dir)
         self.batch_size = batch_size
         # multi-label decisions: the thresholds saved with the model (tuned on validation) unless one is given
-        self.thresholds = [threshold] * len(self.spec.label_names) if threshold else self.spec.label_thresholds()
+        given = threshold is not None
+        self.thresholds = [float(threshold)] * len(self.spec.label_names) if given else self.spec.label_thresholds()
         if isinstance(backend, str):
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             backend = open_backend(backend, self.network.to(device), model_dir.parent / "onnx", precision, device)

@@ -70,7 +70,7 @@ def positive_int(cfg: Mapping, key: str, prefix: str = "") -> int:
 def seconds(cfg: Mapping, key: str, allow_zero: bool) -> float:
     value = cfg[key]
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or value < 0 or (value == 0 and not allow_zero):
+    if not number or not value >= 0 or (value == 0 and not allow_zero):  # `not >=`: NaN too
         wanted = "a number of seconds >= 0" if allow_zero else "a positive number of seconds"
         raise ConfigError(f"{key}={value} is not {wanted}: give {key}=<seconds>")
     return float(value)

@@ -238,7 +238,7 @@ class Rule:
             return True
         if isinstance(value, bool) or not isinstance(value, int | float):
             return not self.numbers_only
-        if self.integer and not isinstance(value, int):
+        if (self.integer and not isinstance(value, int)) or value != value:  # NaN lies in no range
             return False
         return not (
             (self.above is not None and value <= self.above)

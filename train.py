@@ -4,6 +4,7 @@ Continue a run that stopped: `python train.py resume=outputs/runs/<time>`.
 """
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -24,7 +25,7 @@ def main(cfg: DictConfig) -> float | None:
 
 def cli() -> None:
     """`resume=<run dir>` becomes that run's own command line, then Hydra runs it."""
-    sys.argv = resume_argv(sys.argv)
+    sys.argv = resume_argv(sys.argv, Path(__file__).parent / "conf")
     main()
 
 

@@ -160,6 +160,19 @@ def newest_emotion_run() -> Path:
     return runs[-1]
 
 
+def check_run_folder(run_dir: Path) -> None:
+    """Exit 2 with one line when the run's model/ folder names anything outside our registries (its head by key,
+    no remote code), before any row loads it: the same check as predict.py, export.py and serve.py."""
+    from emo_lightning.models.export import read_spec
+    from emo_lightning.utils.errors import ConfigError
+
+    try:
+        read_spec(run_dir / "model")
+    except ConfigError as err:
+        sys.stderr.write(f"error: {err}\n")
+        sys.exit(2)
+
+
 def ensure_export(run_dir: Path) -> dict:
     """The run's onnx/ parity report, exporting it (int8, else fp32) when there is none."""
     parity = run_dir / "onnx" / "parity.json"
@@ -272,6 +285,7 @@ def main() -> None:
     from emo_lightning.utils.hardware import Hardware, inference_dtype, machine_id
 
     args.run = (args.run or newest_emotion_run()).resolve()
+    check_run_folder(args.run)
     hw = Hardware.detect()
     print(f"machine: {machine_id()} (torch {torch.__version__}, {torch.get_num_threads()} threads)")
     print(f"run: {args.run}")

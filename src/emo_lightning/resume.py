@@ -45,8 +45,8 @@ def is_extending(key: str) -> bool:
     return key.startswith("hydra.") or any(key == k or key.startswith(k + ".") for k in EXTENDING)
 
 
-def saved_overrides(run_dir: Path) -> list[str]:
-    """The overrides the run last ran with (its newest resume's, else its first run's), without resume=."""
+def saved_overrides_file(run_dir: Path) -> Path:
+    """The overrides.yaml of the run's newest resume, else of its first run."""
     candidates = [run_dir / ".hydra" / "overrides.yaml"]
     candidates += sorted((run_dir / ".hydra").glob("resume-*/overrides.yaml"), key=_resume_number)
     existing = [p for p in candidates if p.is_file()]
@@ -55,7 +55,15 @@ def saved_overrides(run_dir: Path) -> list[str]:
             f"resume={run_dir} is not a run dir (no .hydra/overrides.yaml): give a training run's folder, "
             "outputs/runs/<time> or outputs/multirun/<time>/<job>"
         )
-    overrides = OmegaConf.to_container(OmegaConf.load(existing[-1])) or []
+    return existing[-1]
+
+
+def saved_overrides(run_dir: Path) -> list[str]:
+    """The overrides the run last ran with (its newest resume's, else its first run's), without resume=."""
+    file = saved_overrides_file(run_dir)
+    overrides = OmegaConf.to_container(OmegaConf.load(file)) or []
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"{file} is not a list of overrides: resume a run that train.py wrote")
     return [o for o in overrides if override_key(o) != RESUME]
 
 
@@ -63,8 +71,54 @@ def _resume_number(path: Path) -> int:
     return int(path.parent.name.split("-", 1)[1])
 
 
-def resume_argv(argv: list[str]) -> list[str]:
-    """argv with `resume=<dir>` expanded into the run's own overrides and folder; unchanged without `resume=`."""
+def check_replayable(saved: list[str], new: list[str], file: Path, conf_dir: Path) -> None:
+    """Refuse, in one line naming `file`, a saved override that our config could not have produced: a `hydra.` key
+    (Hydra keeps those out of overrides.yaml), a sweep, an option that conf/ lacks, or one that imports a callable
+    (`_target_`) or runs remote code, unless the command line gives that same override again."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([o for o in saved if o not in new])
+    except HydraException as err:
+        raise ConfigError(
+            f"{file} holds an override Hydra cannot parse ({err}): resume a run that train.py wrote"
+        ) from err
+    for override in parsed:
+        key, line = override.key_or_group, override.input_line
+        value = None if override.is_delete() else override.value()
+        problem = replay_problem(key, value, override.is_sweep_override(), conf_dir)
+        if problem:
+            raise ConfigError(
+                f"resume: {file} replays {line}, {problem}: a run folder never decides what runs; give {line} again "
+                "on the command line if you wrote it, or start a new run"
+            )
+
+
+def replay_problem(key: str, value, sweep: bool, conf_dir: Path) -> str | None:
+    """Why a saved override is not one our config could have produced (None when it is)."""
+    from emo_lightning.utils.trust import runs_code, walk
+
+    if key.split(".")[0].split("/")[0] == "hydra":
+        return "a hydra setting that overrides.yaml never holds"
+    if sweep:
+        return "a sweep, which a single run's overrides never hold"
+    group = conf_dir / key
+    if "." not in key and group.is_dir() and value is not None:
+        options = value if isinstance(value, list) else [value]
+        missing = [o for o in options if not isinstance(o, str) or not (group / f"{o}.yaml").is_file()]
+        if missing or any("/" in o or o.startswith(".") for o in options):
+            return f"an option that conf/{key}/ does not have"
+    for path, leaf in [(key, value), *walk(value, key)]:
+        problem = runs_code(path, leaf, set())
+        if problem:
+            return problem
+    return None
+
+
+def resume_argv(argv: list[str], conf_dir: Path) -> list[str]:
+    """argv with `resume=<dir>` expanded into the run's own overrides and folder; unchanged without `resume=`.
+    `conf_dir`: the script's conf/, whose options the replayed overrides must name."""
     args = argv[1:]
     given = [a for a in args if override_key(a) == RESUME and "=" in a]
     if not given:
@@ -80,6 +134,7 @@ def resume_argv(argv: list[str]) -> list[str]:
         raise ConfigError(f"resume={run_dir} does not exist: give a training run's folder (outputs/runs/<time>)")
     new = [a for a in args if override_key(a) != RESUME]
     saved = saved_overrides(run_dir)
+    check_replayable(saved, new, saved_overrides_file(run_dir), conf_dir)
     changing = [a for a in new if not a.startswith("-") and a not in saved and not is_extending(override_key(a))]
     if changing:
         raise ConfigError(

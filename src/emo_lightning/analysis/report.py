@@ -21,6 +21,7 @@ SETUP_GROUPS = ("data", "model", "head", "loss", "optimizer", "thresholds", "exp
 def run_report(cfg: DictConfig, output_dir: Path) -> Path:
     """Write report.md (and a copy of the run's figures beside it, so the folder reads anywhere); return its path."""
     run_dir = finished_run(cfg.run_dir)
+    config = run_config(run_dir)  # checked before anything is written: the folder names nothing we do not know
     output_dir = Path(output_dir)
     if (output_dir / REPORT).exists():
         raise ConfigError(
@@ -35,14 +36,13 @@ def run_report(cfg: DictConfig, output_dir: Path) -> Path:
         for png in sorted((run_dir / "plots").glob("*.png")):
             shutil.copy2(png, output_dir / "plots" / png.name)
             figures.append(f"plots/{png.name}")
-    text = report_markdown(run_dir, record, figures, int(cfg.report.top_errors))
+    text = report_markdown(run_dir, config, record, figures, int(cfg.report.top_errors))
     atomic_write_text(output_dir / REPORT, text)
     return output_dir / REPORT
 
 
-def report_markdown(run_dir: Path, record: dict, figures: list[str], top_errors: int) -> str:
+def report_markdown(run_dir: Path, config: DictConfig, record: dict, figures: list[str], top_errors: int) -> str:
     metrics = record["metrics"]
-    config = run_config(run_dir)
     dataset = run_choice(run_dir, "data")
     lines = [f"# Run report: `{run_dir.name}`", "", f"Run folder: `{run_dir}`.", ""]
     lines += setup_lines(run_dir, config, record)

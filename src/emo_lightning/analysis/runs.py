@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.trust import check_folder_node, check_no_remote_code
 
 RUN_FILES = ("metrics.json", "model", ".hydra/config.yaml")
 
@@ -29,8 +30,19 @@ def finished_run(run_dir: str | Path | None) -> Path:
 
 
 def run_config(run_dir: Path) -> DictConfig:
-    """The config the run trained with (its .hydra/config.yaml, interpolations unresolved)."""
-    return OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    """The config the run trained with (its .hydra/config.yaml, interpolations unresolved), checked to name no
+    callable outside our datamodules and no remote code: a run folder never decides what is imported."""
+    from emo_lightning.data.registry import DATAMODULE_TARGETS
+
+    file = run_dir / ".hydra" / "config.yaml"
+    config = OmegaConf.load(file)
+    if not isinstance(config, DictConfig) or not isinstance(config.get("data"), DictConfig):
+        raise ConfigError(f"{file} holds no data: section: give a run that train.py wrote (outputs/runs/<time>)")
+    if "_target_" not in config.data:
+        raise ConfigError(f"{file} names no data._target_: give a run that train.py wrote (outputs/runs/<time>)")
+    check_folder_node(config.data, DATAMODULE_TARGETS, file, "data")
+    check_no_remote_code(config, file)
+    return config
 
 
 def run_choice(run_dir: Path, group: str) -> str | None:
@@ -46,8 +58,11 @@ def run_metrics(run_dir: Path) -> dict:
 
 
 def run_data(run_cfg: DictConfig):
-    """The run's dataset, loaded (texts and labels of every split, not tokenized): `LabeledSplits`."""
-    import hydra
+    """The run's dataset, loaded (texts and labels of every split, not tokenized): `LabeledSplits`. The class
+    comes from our registry by the checked `data._target_` (see `run_config`), never from an import of it."""
+    from emo_lightning.data.registry import DATAMODULES
 
-    datamodule = hydra.utils.instantiate(run_cfg.data)
+    classes = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in DATAMODULES.values()}
+    arguments = OmegaConf.to_container(run_cfg.data, resolve=True)
+    datamodule = classes[arguments.pop("_target_")](**arguments)
     return datamodule.load_splits()

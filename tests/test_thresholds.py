@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import json
+
 import pytest
 import torch
 
 from emo_lightning.evaluation import set_metrics
+from emo_lightning.models.calibration import calibrated_thresholds
 from emo_lightning.models.thresholds import ThresholdTuner, binarize
+from emo_lightning.train import fixed_note, train
 from emo_lightning.utils.errors import ConfigError
 
 
@@ -108,3 +113,37 @@ def test_set_metrics_match_torchmetrics():
     assert ours["f1_micro"] == pytest.approx(float(multilabel_f1_score(probs, targets, 4, average="micro")))
     assert ours["f1_macro"] == pytest.approx(float(multilabel_f1_score(probs, targets, 4, average="macro")))
     assert ours["exact_match"] == pytest.approx(float(multilabel_exact_match(probs, targets, 4)))
+
+
+def label_sets(rows: list[dict], column: str, names: list[str]) -> torch.Tensor:
+    return torch.tensor([[name in row[column].split(",") for name in names] for row in rows])
+
+
+@pytest.mark.parametrize("at_least_one", [False, True])
+def test_thresholds_none_names_its_figures_untuned(tiny_cfg, tmp_path, at_least_one):
+    """thresholds=none (at 0.9: some texts have no label there) tunes nothing: no `*_tuned` figures, no `tuned_on`,
+    no claim of tuning in the notes, the logs or the model card; the plain figures score the saved decisions (the
+    at_least_one rule included)."""
+    overrides = ["data=sem_eval_2018", "thresholds=none", "threshold=0.9", f"thresholds.at_least_one={at_least_one}"]
+    train(tiny_cfg(*overrides, "logger=csv", "trainer.max_steps=3"))
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    metrics, names = record["metrics"], list(record["thresholds"])
+    assert not [key for key in metrics if key.endswith("_tuned")] and record["tuned_on"] is None
+    fixed = calibrated_thresholds([0.9] * len(names), record["temperatures"])
+    assert list(record["thresholds"].values()) == pytest.approx(fixed)  # the fixed threshold, calibrated
+    assert fixed_note(0.9, at_least_one, calibrated=True) in record["notes"]
+    assert not any("tuned" in note for note in record["notes"] if not note.startswith("thresholds=none"))
+    with (tmp_path / "predictions" / "val.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    pred, gold = label_sets(rows, "predicted", names), label_sets(rows, "gold", names)
+    probs = torch.tensor([[float(row[f"prob_{name}"]) for name in names] for row in rows])
+    empty = ~(probs >= torch.tensor(fixed)).any(dim=1)  # texts with no label at the threshold
+    assert empty.any(), "the case must hold texts the at_least_one rule decides"
+    assert bool(pred[empty].any(dim=1).all()) == at_least_one
+    for name, value in set_metrics(pred, gold).items():  # the figures are those of the saved decisions
+        assert metrics[f"val/{name}"] == pytest.approx(value), name
+    logged = next((tmp_path / "csv").rglob("metrics.csv")).read_text().splitlines()[0].split(",")
+    assert "val/f1_macro" in logged and not [column for column in logged if column.endswith("_tuned")]
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "(a fixed threshold: none was tuned)" in card and "tuned on validation" not in card
+    assert ("gets its most probable one" in card) == at_least_one

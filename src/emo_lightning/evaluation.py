@@ -57,12 +57,15 @@ class SplitOutputs:
 
 @dataclass
 class Evaluation:
-    """What `evaluate_splits` found: tuned metrics, per-label F1 and confusion counts per stage, the thresholds."""
+    """What `evaluate_splits` found: the metrics of the decisions, per-label F1 and confusion counts per stage, the
+    thresholds."""
 
-    metrics: dict[str, float] = field(default_factory=dict)  # `<stage>/<metric>_tuned` (multi-label), `<stage>/ece*`
+    # multi-label: `<stage>/<metric>_tuned` at tuned thresholds, `<stage>/<metric>` at a fixed one; `<stage>/ece*`
+    metrics: dict[str, float] = field(default_factory=dict)
     per_label: dict[str, dict[str, float]] = field(default_factory=dict)
     confusion: dict[str, torch.Tensor] = field(default_factory=dict)  # single-label: (true, predicted) counts
     thresholds: list[float] | None = None  # with temperatures: on the calibrated scale
+    tuned: bool = False  # the thresholds were tuned on validation (False: the fixed one, e.g. thresholds=none)
     outputs: dict[str, SplitOutputs] = field(default_factory=dict)
     temperatures: list[float] | None = None  # fitted on validation (calibrate=True): 1 or one per label
     logits: dict[str, torch.Tensor] = field(default_factory=dict)  # per stage: uncalibrated, fp32
@@ -84,7 +87,9 @@ def evaluate_splits(
     calibrate: bool = False,
 ) -> Evaluation:
     """Probabilities of every split's `texts` (split name → texts, gold `labels` alike: class ids or multi-hot rows);
-    thresholds tuned on `validation` (never on test), then every split scored with them (untuned: `threshold`).
+    thresholds from `tuner` on `validation` (never on test), then every split scored with them: `<stage>/<metric>_tuned`
+    where the tuner tunes, `<stage>/<metric>` where it keeps its fixed threshold (`thresholds=none`: the figures of
+    the saved decisions, its at_least_one rule included). No tuner: every label at `threshold`, no set metrics.
 
     `calibrate`: also fit temperatures on validation's logits (`models.calibration`), report `<stage>/ece` and
     `<stage>/ece_calibrated`, and keep calibrated probabilities, with the thresholds mapped to their scale (the
@@ -96,18 +101,19 @@ def evaluate_splits(
     }
     targets = {split: torch.as_tensor(list(labels[split])) for split in texts}
     raw = {split: (to_probabilities(logits[split], multi_label), targets[split]) for split in texts}
-    thresholds, at_least_one = None, False
+    thresholds, at_least_one, suffix = None, False, None
     if multi_label and tuner is not None:
         thresholds, at_least_one = [round(float(t), 4) for t in tuner(*raw["validation"])], tuner.at_least_one
+        suffix = "_tuned" if tuner.tunes else ""
     if not calibrate or not len(targets.get("validation", [])):
-        result = score_splits(raw, label_names, multi_label, thresholds, at_least_one, threshold)
+        result = score_splits(raw, label_names, multi_label, thresholds, at_least_one, threshold, suffix)
         return with_outputs(result, logits, targets)
     temperatures = fit_temperatures(logits["validation"], targets["validation"], multi_label)
     scale = torch.tensor(temperatures)
     calibrated = {split: (to_probabilities(logits[split], multi_label, scale), targets[split]) for split in texts}
     if multi_label:
         thresholds = calibrated_thresholds(thresholds or [threshold] * len(label_names), temperatures)
-    result = score_splits(calibrated, label_names, multi_label, thresholds, at_least_one, threshold, tuner is not None)
+    result = score_splits(calibrated, label_names, multi_label, thresholds, at_least_one, threshold, suffix)
     result.temperatures = temperatures
     for split in texts:
         stage = stage_of(split)
@@ -130,20 +136,19 @@ def score_splits(
     thresholds: list[float] | None,
     at_least_one: bool,
     threshold: float,
-    tuned: bool | None = None,
+    suffix: str | None = None,
 ) -> Evaluation:
     """Decide and score every split's (probabilities, targets) at `thresholds` (multi-label; None: `threshold`);
-    `<stage>/<metric>_tuned` where they were tuned (`tuned`; None: where there are thresholds)."""
-    tuned = thresholds is not None if tuned is None else tuned
-    result = Evaluation(thresholds=thresholds)
+    the set metrics as `<stage>/<metric><suffix>` ("_tuned": at tuned thresholds, "": at a fixed one; None: none)."""
+    result = Evaluation(thresholds=thresholds, tuned=suffix == "_tuned")
     for split, (probs, targets) in collected.items():
         stage = stage_of(split)
         gold = gold_sets(targets, len(label_names))
         pred = decide(probs, multi_label, thresholds if thresholds is not None else threshold, at_least_one)
         result.outputs[stage] = SplitOutputs(probs, gold, pred)
         result.per_label[stage] = per_label_f1(pred, gold, label_names)
-        if tuned:
-            result.metrics |= {f"{stage}/{name}_tuned": value for name, value in set_metrics(pred, gold).items()}
+        if suffix is not None:
+            result.metrics |= {f"{stage}/{name}{suffix}": value for name, value in set_metrics(pred, gold).items()}
         if not multi_label:
             result.confusion[stage] = gold.long().T @ pred.long()
     return result

@@ -93,7 +93,7 @@ def _calibration_lines(multi_label: bool, temperatures: Sequence[float] | None) 
         return []
     what = (
         "one temperature per label (the thresholds above are mapped to that scale: each label's decision is the "
-        "tuned one)"
+        "one made before calibration)"
         if multi_label
         else f"one temperature, T = {temperatures[0]:.4f} (the top label is unchanged)"
     )
@@ -142,10 +142,12 @@ def render_card(
     per_label: Mapping[str, Mapping[str, float]] | None = None,
     facts: Mapping | None = None,
     temperatures: Sequence[float] | None = None,
+    at_least_one: bool = False,
 ) -> str:
     """README.md text.
 
-    `thresholds`: multi-label decision thresholds (`tuned`: on validation); `transformers`: the folder loads with
+    `thresholds`: multi-label decision thresholds (`tuned`: on validation; else one fixed threshold), `at_least_one`:
+    a text with none at or above its threshold gets its most probable label; `transformers`: the folder loads with
     `AutoModelForSequenceClassification` (then the card shows `pipeline()`); `metrics`: metrics.json's
     `<stage>/<name>` figures; `per_label`: {"val"/"test": {label: F1}}; `facts`: `card_facts` of the training config;
     `temperatures`: the calibration temperatures fitted on validation (None: uncalibrated probabilities).
@@ -172,11 +174,9 @@ def render_card(
         "",
     ]
     if multi_label:
-        lines += [
-            "A label is predicted when its probability is at or above its threshold"
-            + (" (tuned on validation)." if tuned else "."),
-            "",
-        ]
+        source = " (tuned on validation)" if tuned else " (a fixed threshold: none was tuned)"
+        rule = "; a text with no such label gets its most probable one" if at_least_one else ""
+        lines += [f"A label is predicted when its probability is at or above its threshold{source}{rule}.", ""]
     lines += _calibration_lines(multi_label, temperatures)
     table = _metric_table(metrics)
     lines += ["## Metrics", ""] + (table or ["Not measured when this folder was written."]) + [""]

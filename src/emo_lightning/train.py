@@ -276,8 +276,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             spec.at_least_one = bool(tuner is not None and tuner.at_least_one)
             log_tuned(trainer, evaluation.metrics, spec.thresholds)
             monitor = trainer.checkpoint_callback.monitor if trainer.checkpoint_callback else module.monitor
-            tuned = any(key.endswith("_tuned") for key in evaluation.metrics)
-            notes = run_notes(datamodule.has_test, tuned, limits, calibrated=spec.temperatures is not None)
+            fixed = tuner if tuner is not None and not tuner.tunes else None  # thresholds=none
+            notes = run_notes(
+                datamodule.has_test, evaluation.tuned, limits, calibrated=spec.temperatures is not None, fixed=fixed
+            )
             write_metrics(
                 output_dir / "metrics.json",
                 metrics,
@@ -289,6 +291,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 temperatures=spec.temperatures,
                 label_names=names,
                 examples={stage_of(split): len(split_texts) for split, split_texts in texts.items()},
+                tuned_on="validation" if evaluation.tuned else None,
             )
             with atomic_dir(output_dir / "model") as model_dir:
                 facts = card_facts(OmegaConf.to_container(cfg, resolve=True))
@@ -300,6 +303,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                     metrics=metrics,
                     per_label=evaluation.per_label,
                     config=facts,
+                    tuned=evaluation.tuned,
                 )
             write_split_predictions(output_dir / "predictions", texts, evaluation.outputs, names)
             errors = error_rows(texts, evaluation.outputs, names, datamodule.multi_label)
@@ -388,14 +392,19 @@ def log_tuned(trainer: L.Trainer, figures: dict[str, float], thresholds: list[fl
         log.info("temperature scaling (fitted on validation): %sece %.4f → %.4f", stage, before, after)
 
 
-def run_notes(has_test: bool, tuned: bool, limits: dict[str, int | None], calibrated: bool = False) -> list[str]:
-    """What a reader of metrics.json must know to read its figures honestly; each note is also logged."""
+def run_notes(
+    has_test: bool, tuned: bool, limits: dict[str, int | None], calibrated: bool = False, fixed=None
+) -> list[str]:
+    """What a reader of metrics.json must know to read its figures honestly; each note is also logged. `fixed`: the
+    ThresholdTuner of thresholds=none (nothing tuned), else None."""
     notes = []
     if calibrated:
         notes.append(
             "probabilities are temperature-scaled, fitted on validation (val/ece_calibrated is optimistic, "
-            "test/ece_calibrated is not); thresholds, *_tuned and predictions/ are on that scale"
+            f"test/ece_calibrated is not); thresholds, {'*_tuned ' if tuned else ''}and predictions/ are on that scale"
         )
+    if fixed is not None:
+        notes.append(fixed_note(fixed.default, fixed.at_least_one, calibrated))
     if tuned:
         notes.append(
             "val/*_tuned are scored on the split the thresholds were tuned on (optimistic); test/*_tuned are not"
@@ -410,6 +419,16 @@ def run_notes(has_test: bool, tuned: bool, limits: dict[str, int | None], calibr
     return notes
 
 
+def fixed_note(threshold: float, at_least_one: bool, calibrated: bool) -> str:
+    """The note of thresholds=none: which fixed decisions the untuned figures score."""
+    mapped = " (mapped to the calibrated scale: the same decisions)" if calibrated else ""
+    rule = ", or its most probable label where none reaches it (at_least_one)" if at_least_one else ""
+    return (
+        f"thresholds=none: nothing was tuned; each text gets every label at or above the fixed threshold "
+        f"{threshold:g}{mapped}{rule}; f1_micro, f1_macro, jaccard and exact_match score those decisions"
+    )
+
+
 def write_metrics(
     path: Path,
     metrics: dict[str, float],
@@ -421,16 +440,18 @@ def write_metrics(
     temperatures: list[float] | None = None,
     label_names: list[str] | None = None,
     examples: dict[str, int] | None = None,
+    tuned_on: str | None = None,
 ) -> None:
     """metrics.json; thresholds keyed by label name (label order differs between datasets and runs); `examples`:
-    how many texts of each split every figure of that split saw (the whole split, or what limit_*/debug= read)."""
+    how many texts of each split every figure of that split saw (the whole split, or what limit_*/debug= read);
+    `tuned_on`: the split the thresholds were tuned on (None: not tuned, e.g. thresholds=none)."""
     record = {
         "monitor": monitor,
         "checkpoint": checkpoint,
         "metrics": {k: float(v) for k, v in metrics.items()},
         "per_label_f1": per_label_f1,
         "thresholds": dict(zip(label_names, thresholds, strict=True)) if thresholds is not None else None,
-        "tuned_on": "validation" if thresholds is not None else None,
+        "tuned_on": tuned_on,
         "examples": examples,
         "temperatures": temperatures,  # calibration, fitted on validation; None: uncalibrated
         "notes": list(notes),

@@ -90,7 +90,7 @@ def run_errors(cfg: DictConfig, output_dir: Path) -> Path:
     )
     probs = predictor.predict_proba(texts, progress=True)
     evaluation = score_splits(
-        {split: (probs, targets)}, names, spec.multi_label, predictor.thresholds, spec.at_least_one, 0.5, tuned=False
+        {split: (probs, targets)}, names, spec.multi_label, predictor.thresholds, spec.at_least_one, 0.5
     )
     evaluation.temperatures = spec.temperatures
     out = evaluation.outputs[stage]

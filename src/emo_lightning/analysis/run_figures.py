@@ -20,7 +20,7 @@ def evaluation_figures(
     dirpath.mkdir(parents=True, exist_ok=True)
     figures = []
     if per_label:
-        cut = " at the validation-tuned thresholds" if evaluation.thresholds is not None else ""
+        cut = " at the validation-tuned thresholds" if evaluation.tuned else ""
         figures.append(dirpath / "per_label_f1.png")
         plot_per_label_f1(evaluation.per_label, figures[-1], title=f"per-label F1{cut}")
     for stage, out in evaluation.outputs.items():

@@ -62,7 +62,8 @@ class EmotionPredictor:
         self.model_dir = model_dir = Path(model_dir)
         self.network, self.tokenizer, self.spec = load_model_dir(model_dir)
         self.batch_size = batch_size
-        # multi-label decisions: the thresholds saved with the model (tuned on validation) unless one is given
+        # multi-label decisions: the thresholds saved with the model (tuned on validation, or the fixed one of
+        # thresholds=none) unless one is given
         given = threshold is not None
         self.thresholds = [float(threshold)] * len(self.spec.label_names) if given else self.spec.label_thresholds()
         if isinstance(backend, str):

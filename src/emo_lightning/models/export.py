@@ -180,12 +180,15 @@ def save_model_dir(
     metrics: Mapping[str, float] | None = None,
     per_label: Mapping[str, Mapping[str, float]] | None = None,
     config: Mapping | None = None,
+    tuned: bool | None = None,
 ) -> Path:
     """Write `network`, `tokenizer`, `spec` and a model card into a new folder `path` (never over an existing one).
 
     `metrics` (metrics.json's "metrics"), `per_label` (its "per_label_f1") and `config` (`model_card.card_facts` of
-    the training config) go into README.md; None leaves them out of it. `spec.temperatures` are folded into the
-    saved head weights where the head allows it (`network` itself is left as it is).
+    the training config) go into README.md; None leaves them out of it. `tuned`: whether `spec.thresholds` were tuned
+    on validation (False: the fixed threshold of thresholds=none; None: they were, where there are any).
+    `spec.temperatures` are folded into the saved head weights where the head allows it (`network` itself is left as
+    it is).
     """
     path = Path(path)
     if path.exists():
@@ -209,7 +212,8 @@ def save_model_dir(
         spec.multi_label,
         spec.max_length,
         thresholds=spec.label_thresholds() if spec.multi_label else None,
-        tuned=bool(spec.thresholds),
+        tuned=bool(spec.thresholds) if tuned is None else tuned,
+        at_least_one=spec.at_least_one,
         transformers=transformers,
         temperatures=spec.temperatures,
         metrics=metrics,

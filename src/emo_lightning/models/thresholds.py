@@ -69,6 +69,11 @@ class ThresholdTuner:
         self.min_positives, self.default, self.at_least_one = min_positives, default, at_least_one
         self.grid = torch.arange(round(floor * 100), 96, dtype=torch.float64) / 100  # floor … 0.95 by 0.01
 
+    @property
+    def tunes(self) -> bool:
+        """Whether the thresholds are fitted to validation (`none`: every label keeps `default`)."""
+        return self.strategy != "none"
+
     def __call__(self, probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Thresholds, shape (num_labels,)."""
         num_labels = probs.shape[1]

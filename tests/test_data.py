@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -536,3 +538,93 @@ def test_missing_dataset_names_the_mirror_setting(tmp_path, tiny_tokenizer_dir):
     dm = make(EmotionDataModule, tiny_tokenizer_dir, data_dir=str(tmp_path))
     with pytest.raises(ConfigError, match="EMO_DATA_DIR"):
         dm.setup()
+
+
+GZ_ROWS = [("i am so happy", "joy"), ("i feel sad", "sadness"), ("so angry now", "anger")] * 4
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("train.csv.gz", {}),
+        ("train.tsv.gz", {}),
+        ("train.TXT.GZ", {"delimiter": ";", "column_names": ["text", "label"]}),
+        ("train.jsonl.gz", {}),
+        ("train.json.gz", {}),
+    ],
+)
+def test_gzipped_files_read_as_their_inner_format(tmp_path, tiny_tokenizer_dir, name, kwargs):
+    """A file.<format>.gz gives the same splits as the plain file.<format>: gzip is read by the same reader."""
+    plain = tmp_path / name[: -len(".gz")]
+    frame = pd.DataFrame(GZ_ROWS, columns=["text", "label"])
+    inner = plain.suffix.lower()
+    if inner == ".jsonl":
+        frame.to_json(plain, orient="records", lines=True)
+    elif inner == ".json":
+        frame.to_json(plain, orient="records")
+    else:
+        sep = {".csv": ",", ".tsv": "\t", ".txt": ";"}[inner]
+        frame.to_csv(plain, sep=sep, index=False, header=inner != ".txt")
+    with open(plain, "rb") as source, gzip.open(tmp_path / name, "wb") as target:
+        shutil.copyfileobj(source, target)
+    loaded = {}
+    for path in (plain, tmp_path / name):
+        dm = make(FilesDataModule, tiny_tokenizer_dir, train_file=str(path), label_column="label", **kwargs)
+        dm.setup()
+        loaded[path.name] = {split: dm.labeled.splits[split]["text"] for split in dm.labeled.splits}
+        assert dm.label_names == ["anger", "joy", "sadness"]
+    assert loaded[name] == loaded[plain.name] and sum(map(len, loaded[name].values())) == len(GZ_ROWS)
+
+
+def test_a_gzipped_validation_file_goes_with_a_plain_train_file(tmp_path, tiny_tokenizer_dir):
+    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in GZ_ROWS))
+    with gzip.open(tmp_path / "val.csv.gz", "wt") as handle:
+        handle.write("text,label\nhappy again,joy\nsad again,sadness\n")
+    dm = make(
+        FilesDataModule,
+        tiny_tokenizer_dir,
+        train_file=str(tmp_path / "train.csv"),
+        validation_file=str(tmp_path / "val.csv.gz"),
+        label_column="label",
+    )
+    dm.setup()
+    assert dm.labeled.splits["validation"]["text"] == ["happy again", "sad again"]
+
+
+SUPPORTED = (
+    "use one of .csv, .tsv, .txt, .json, .jsonl, .parquet "
+    "(the first five may be gzipped: .csv.gz, .tsv.gz, .txt.gz, .json.gz, .jsonl.gz)"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("train.xlsx.gz", gzip.compress(b"x"), "data.train_file has suffix ['.xlsx.gz']: " + SUPPORTED),
+        ("train.gz", gzip.compress(b"text,label\n"), "data.train_file has suffix ['.gz']: " + SUPPORTED),
+        ("train.parquet.gz", gzip.compress(b"x"), "data.train_file has suffix ['.parquet.gz']: " + SUPPORTED),
+        (
+            "train.csv.gz",
+            b"text,label\na,joy\nb,sad\n",
+            "<tmp>/train.csv.gz is not gzip-compressed: compress it with gzip or drop .gz from its name",
+        ),
+        ("train.csv.gz", gzip.compress(b""), "data.train_file=<tmp>/train.csv.gz has no rows: add examples to it"),
+        (
+            "train.csv.gz",
+            gzip.compress(b"text,label\n" + b"a,joy\nb,sad\n" * 100)[:-12],
+            "<tmp>/train.csv.gz is a damaged gzip file (Compressed file ended before the end-of-stream marker was "
+            "reached): compress it again",
+        ),
+        (
+            "train.csv.gz",
+            gzip.compress("text,label\na,joy\nb,caf\xe9\n".encode("latin-1")),
+            "<tmp>/train.csv.gz is not valid utf-8 (byte 0xe9 on line 3): set data.encoding=latin-1",
+        ),
+    ],
+    ids=["unknown-inner", "no-inner", "parquet", "not-gzip", "empty", "truncated", "latin-1"],
+)
+def test_bad_gzipped_files_give_one_line_errors(tmp_path, tiny_tokenizer_dir, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        make(FilesDataModule, tiny_tokenizer_dir, train_file=str(tmp_path / name), label_column="label").setup()
+    assert str(info.value).startswith(message.replace("<tmp>", str(tmp_path))) and "\n" not in str(info.value)

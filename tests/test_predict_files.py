@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
@@ -156,3 +157,32 @@ def test_encoding_reads_a_latin_1_file_and_utf_8_refuses_it_in_one_line(tmp_path
     )
     result = predict_file(single, source, encoding="latin-1")
     assert load_dataset("csv", data_files=str(result.output_file), split="train")["text"] == ["café au lait", "ok"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "output"),
+    [
+        ("posts.csv.gz", 'id,text\n7,"i am so furious, really"\n8,what a lovely day\n9,i miss you\n10,ok\n', None),
+        ("posts.jsonl.gz", "".join(json.dumps({"text": t}) + "\n" for t in TEXTS), None),
+        ("texts.txt.gz", "\n".join(TEXTS) + "\n", None),  # one text per line, like a plain .txt
+        ("posts.csv.gz", "text\n" + "\n".join(TEXTS[1:]) + "\n", "out.tsv"),
+    ],
+    ids=["csv", "jsonl", "txt-lines", "to-plain-tsv"],
+)
+def test_a_gzipped_input_is_read_as_its_inner_format_and_answered_in_kind(tmp_path, single, name, content, output):
+    """posts.csv.gz → posts.predictions.csv.gz (gzipped too; .txt.gz → .csv.gz), with the answers of texts."""
+    source = tmp_path / name
+    with gzip.open(source, "wt", encoding="utf-8") as handle:
+        handle.write(content)
+    result = predict_file(single, source, tmp_path / output if output else None)
+    stem, inner = name.split(".")[:2]
+    expected = output or f"{stem}.predictions.{'csv' if inner == 'txt' else inner}.gz"
+    assert result.output_file == tmp_path / expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, expected, "model"])  # no partial left
+    if expected.endswith(".gz"):
+        gzip.decompress(result.output_file.read_bytes())  # really gzip
+    builder = "json" if inner == "jsonl" else "csv"
+    options = {"sep": "\t"} if expected.endswith(".tsv") else {}
+    out = load_dataset(builder, data_files=str(result.output_file), split="train", **options)
+    texts = TEXTS[1:] if output else TEXTS
+    assert out["text"] == texts and out["predicted"] == [p.labels[0] for p in single.predict(texts)]

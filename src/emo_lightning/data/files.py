@@ -1,4 +1,5 @@
-"""A user's own CSV / TSV / JSON / JSONL / parquet files, described by config alone."""
+"""A user's own CSV / TSV / TXT / JSON / JSONL / parquet files (the first five may be gzipped: train.csv.gz),
+described by config alone."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 from emo_lightning.data import labels
 from emo_lightning.data.datamodule import TextClassificationDataModule
 from emo_lightning.data.encoding import LABELS, TEXT, LabeledSplits, multi_hot
-from emo_lightning.data.tables import csv_delimiter, read_tables
+from emo_lightning.data.tables import csv_delimiter, read_tables, table_format
 from emo_lightning.utils.errors import ConfigError
 
 
@@ -28,7 +29,8 @@ class FilesDataModule(TextClassificationDataModule):
     raised before tokenization.
 
     Args:
-        train_file / validation_file / test_file: paths. Without a test file, `test_fraction` of train is held
+        train_file / validation_file / test_file: paths; CSV / TSV / TXT / JSON / JSONL also gzipped (`.csv.gz`, read
+            as their inner format). Without a test file, `test_fraction` of train is held
             out as the test split (0: no test split); without a validation file, `validation_fraction` of train
             is held out as the validation split. Both fractions are of the train file's rows, the held-out splits
             never overlap, and both are drawn with `seed` (stratified for single-label data where every class
@@ -129,7 +131,7 @@ class FilesDataModule(TextClassificationDataModule):
         single = self.label_column and not self.label_separator
         label_cells = {split: column_values(ds, self.label_column) for split, ds in raw.items()} if single else {}
         later = {labels.label_text(v) for cells in label_cells.values() for v in cells[1:] if not labels.is_missing(v)}
-        delimiter = csv_delimiter(Path(self.files["train"]).suffix.lower(), self.delimiter, "data.delimiter")
+        delimiter = csv_delimiter(table_format(self.files["train"]), self.delimiter, "data.delimiter")
         for split, ds in raw.items():
             first = [ds[0][c] for c in self.column_names]
             words = [v.strip().lower() if isinstance(v, str) else None for v in first]

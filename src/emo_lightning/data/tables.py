@@ -1,5 +1,8 @@
 """Tables of texts on disk: CSV / TSV / TXT / JSON / JSONL / parquet, read and written with the datasets library.
 
+The first five may be gzipped (`train.csv.gz`): read as their inner format (the datasets library decompresses them
+on the fly), and written gzipped where the output's name ends in `.gz`.
+
 Every problem with a file (missing, unreadable, empty, wrongly encoded, wrongly separated, malformed) is a one-line
 ConfigError that names the file and the config key to fix.
 """
@@ -7,7 +10,9 @@ ConfigError that names the file and the config key to fix.
 from __future__ import annotations
 
 import codecs
+import gzip
 import json
+import zlib
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, load_dataset
@@ -22,19 +27,51 @@ BUILDERS = {
     ".jsonl": "json",
     ".parquet": "parquet",
 }
+GZIP = ".gz"
+GZIPPABLE = (".csv", ".tsv", ".txt", ".json", ".jsonl")  # parquet compresses its own columns
 DEFAULT_DELIMITER = {".csv": ",", ".tsv": "\t"}
 SEPARATORS = {";": "`;`", "\t": "tab", ",": "`,`", "|": "`|`"}  # what a one-column header may really be split by
 
 
+def file_suffix(path: str | Path) -> str:
+    """A table file's suffix as written, lower-cased, gzip's included: `.csv` for posts.csv, `.csv.gz` for
+    posts.csv.gz, `.gz` for posts.gz."""
+    suffixes = [suffix.lower() for suffix in Path(path).suffixes]
+    return "".join(suffixes[-2:]) if suffixes[-1:] == [GZIP] else "".join(suffixes[-1:])
+
+
+def is_gzipped(path: str | Path) -> bool:
+    return file_suffix(path).endswith(GZIP)
+
+
+def table_format(path: str | Path) -> str:
+    """The suffix that names a table file's format: `.csv` for posts.csv and posts.csv.gz; the suffix as written
+    where it names no format (e.g. `.xlsx`, `.parquet.gz`)."""
+    suffix = file_suffix(path)
+    inner = suffix.removesuffix(GZIP)
+    return inner if suffix.endswith(GZIP) and inner in GZIPPABLE else suffix
+
+
+def name_and_suffix(path: str | Path) -> tuple[str, str]:
+    """A table file's name split before its suffix as written: posts.csv.gz → ("posts", ".csv.gz")."""
+    name = Path(path).name
+    suffix = file_suffix(path)
+    return name[: len(name) - len(suffix)], name[len(name) - len(suffix) :]
+
+
 def table_suffix(files: dict[str, str]) -> str:
-    """The one suffix all files (`{config key: path}`) share, if the datasets library can read it."""
-    suffixes = {Path(p).suffix.lower() for p in files.values()}
-    if len(suffixes) != 1 or next(iter(suffixes)) not in BUILDERS:
+    """The one format (`table_format`) all files (`{config key: path}`) share, if the datasets library can read
+    it; gzipped and plain files of one format go together."""
+    formats = {table_format(p) for p in files.values()}
+    if len(formats) != 1 or next(iter(formats)) not in BUILDERS:
+        suffixes = sorted({file_suffix(p) for p in files.values()})
+        gzipped = ", ".join(suffix + GZIP for suffix in GZIPPABLE)
         raise ConfigError(
-            f"{', '.join(files)} {'have suffixes' if len(files) > 1 else 'has suffix'} {sorted(suffixes)}: "
-            f"use one of {', '.join(BUILDERS)}{' for all of them' if len(files) > 1 else ''}"
+            f"{', '.join(files)} {'have suffixes' if len(files) > 1 else 'has suffix'} {suffixes}: "
+            f"use one of {', '.join(BUILDERS)}{' for all of them' if len(files) > 1 else ''} "
+            f"(the first five may be gzipped: {gzipped})"
         )
-    return suffixes.pop()
+    return formats.pop()
 
 
 def csv_delimiter(suffix: str, delimiter: str | None, key: str) -> str:
@@ -61,6 +98,21 @@ def check_readable(key: str, path: str) -> None:
         raise ConfigError(f"{key}={path} cannot be read ({err.strerror}): check its permissions") from err
     if file.stat().st_size == 0:
         raise no_rows(key, path)
+    if is_gzipped(path):
+        with file.open("rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                raise ConfigError(f"{path} is not gzip-compressed: compress it with gzip or drop .gz from its name")
+
+
+def read_bytes(path: str) -> bytes:
+    """A file's bytes, decompressed where it is gzipped; a damaged gzip file is a one-line ConfigError."""
+    data = Path(path).read_bytes()
+    if not is_gzipped(path):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as err:
+        raise ConfigError(f"{path} is a damaged gzip file ({err}): compress it again") from err
 
 
 def no_rows(key: str, path: str) -> ConfigError:
@@ -133,7 +185,7 @@ def file_problem(path: str, key: str, builder: str, has_header: bool, options: d
     """What is wrong with a file the datasets library could not read, if it is one of the usual mistakes."""
     if builder == "parquet":
         return None
-    data = Path(path).read_bytes()
+    data = read_bytes(path)
     try:
         text = data.decode(options["encoding"])
     except UnicodeDecodeError as err:
@@ -184,20 +236,26 @@ def json_problem(path: str, text: str) -> str | None:
 
 
 def write_table(table: Dataset, path: Path, delimiter: str | None = None, key: str = "output_file") -> None:
-    """Write `table` in the format `path`'s suffix names (a JSON array for .json, JSON lines for .jsonl), without
-    datasets' "Creating CSV from Arrow format" bar (a write takes a blink)."""
+    """Write `table` in the format `path`'s suffix names (a JSON array for .json, JSON lines for .jsonl; gzipped
+    for a name ending in .gz), without datasets' "Creating CSV from Arrow format" bar (a write takes a blink)."""
     from emo_lightning.utils.console import no_datasets_bars
 
+    suffix = table_suffix({key: str(path)})
     with no_datasets_bars():
-        _write_table(table, path, table_suffix({key: str(path)}), delimiter)
+        if not is_gzipped(path):
+            _write_table(table, path, suffix, delimiter)
+            return
+        with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw) as compressed:
+            _write_table(table, compressed, suffix, delimiter)  # filename "": the header names no temporary
 
 
-def _write_table(table: Dataset, path: Path, suffix: str, delimiter: str | None) -> None:
+def _write_table(table: Dataset, target, suffix: str, delimiter: str | None) -> None:
+    """`target`: a path, or a binary file to write into."""
     if BUILDERS[suffix] == "csv":
-        table.to_csv(path, sep=csv_delimiter(suffix, delimiter, "delimiter"), index=False)
+        table.to_csv(target, sep=csv_delimiter(suffix, delimiter, "delimiter"), index=False)
     elif suffix == ".json":
-        table.to_json(path, lines=False, orient="records", batch_size=max(len(table), 1), force_ascii=False)
+        table.to_json(target, lines=False, orient="records", batch_size=max(len(table), 1), force_ascii=False)
     elif suffix == ".jsonl":
-        table.to_json(path, lines=True, force_ascii=False)
+        table.to_json(target, lines=True, force_ascii=False)
     else:
-        table.to_parquet(path)
+        table.to_parquet(target)

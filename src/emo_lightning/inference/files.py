@@ -9,7 +9,18 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from emo_lightning.data.tables import BUILDERS, DEFAULT_DELIMITER, read_lines, read_tables, table_suffix, write_table
+from emo_lightning.data.tables import (
+    BUILDERS,
+    DEFAULT_DELIMITER,
+    GZIP,
+    is_gzipped,
+    name_and_suffix,
+    read_lines,
+    read_tables,
+    table_format,
+    table_suffix,
+    write_table,
+)
 from emo_lightning.inference.predictor import EmotionPredictor
 from emo_lightning.utils.errors import ConfigError
 
@@ -25,14 +36,22 @@ class FilePredictions:
 
 
 def default_output_file(input_file: Path) -> Path:
-    """`texts.csv` → `texts.predictions.csv` beside it (a plain .txt list of texts → .csv)."""
-    suffix = ".csv" if input_file.suffix.lower() == ".txt" else input_file.suffix
-    return input_file.with_name(f"{input_file.stem}.predictions{suffix}")
+    """`texts.csv` → `texts.predictions.csv` beside it (a plain .txt list of texts → .csv; gzipped stays gzipped:
+    `texts.csv.gz` → `texts.predictions.csv.gz`)."""
+    name, suffix = name_and_suffix(input_file)
+    if table_format(input_file) == ".txt":
+        suffix = ".csv" + (GZIP if is_gzipped(input_file) else "")
+    return input_file.with_name(f"{name}.predictions{suffix}")
+
+
+def with_csv_suffix(path: Path) -> Path:
+    """`out.txt` → `out.csv`, `out.txt.gz` → `out.csv.gz`."""
+    return path.with_name(name_and_suffix(path)[0] + ".csv" + (GZIP if is_gzipped(path) else ""))
 
 
 def is_line_file(input_file: Path, delimiter: str | None) -> bool:
-    """A .txt file without a delimiter holds one text per line (read as column `text`)."""
-    return input_file.suffix.lower() == ".txt" and delimiter is None
+    """A .txt file (or .txt.gz) without a delimiter holds one text per line (read as column `text`)."""
+    return table_format(input_file) == ".txt" and delimiter is None
 
 
 def output_delimiter(input_file: Path, output_file: Path, delimiter: str | None) -> str | None:
@@ -42,13 +61,13 @@ def output_delimiter(input_file: Path, output_file: Path, delimiter: str | None)
     has none (JSON, parquet). A .txt output has no default, so it needs one.
     """
     suffix = table_suffix({"output_file": str(output_file)})
-    input_is_csv = BUILDERS.get(input_file.suffix.lower()) == "csv"
-    chosen = delimiter if suffix == input_file.suffix.lower() or not input_is_csv else None
+    input_is_csv = BUILDERS.get(table_format(input_file)) == "csv"
+    chosen = delimiter if suffix == table_format(input_file) or not input_is_csv else None
     if BUILDERS[suffix] == "csv" and not (chosen or suffix in DEFAULT_DELIMITER):
         alternative = "" if input_is_csv else " or set delimiter=';'"
         raise ConfigError(
             f"output_file={output_file} needs a delimiter (.txt files have none by default): "
-            f"use output_file={output_file.with_suffix('.csv')}{alternative}"
+            f"use output_file={with_csv_suffix(output_file)}{alternative}"
         )
     return chosen
 
@@ -113,7 +132,8 @@ def predict_file(
     for name in names:
         table = table.add_column(PROBABILITY + name, [row[name] for row in scores])
     output_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = output_file.with_name(f".{output_file.stem}.partial{output_file.suffix}")
+    name, suffix = name_and_suffix(output_file)
+    partial = output_file.with_name(f".{name}.partial{suffix}")
     write_table(table, partial, write_delimiter)
     os.replace(partial, output_file)  # a failed write leaves no half-written output behind
     counts = Counter(label for p in predictions for label in p.labels)

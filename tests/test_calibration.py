@@ -23,6 +23,7 @@ from emo_lightning.models.calibration import (
     folded_head_weights,
 )
 from emo_lightning.models.export import ClassifierSpec, load_model_dir, read_spec, save_model_dir
+from emo_lightning.models.thresholds import fallback_labels
 from emo_lightning.train import train
 from emo_lightning.utils.errors import ConfigError
 from tests.test_model_folder import LABELS, TEXTS, build_network
@@ -71,6 +72,57 @@ def test_per_label_temperatures_keep_every_multi_label_decision():
         for t in (torch.ones(3), torch.tensor(temperatures))
     ]
     assert nll[1] < nll[0]
+
+
+def test_at_least_one_picks_the_same_label_before_and_after_per_label_temperatures():
+    """Text 0 reaches no threshold; label 0 has the higher logit (1.0 vs 0.8), but T = (4, 0.5) puts label 1 first
+    among the calibrated probabilities (0.56 vs 0.83). The rule must still give label 0: the tuned decision."""
+    logits = torch.tensor([[1.0, 0.8], [3.0, -1.0]])  # text 1: label 0 passes its threshold, no fallback
+    thresholds, temperatures = [0.9, 0.9], [4.0, 0.5]
+    raw = to_probabilities(logits, True)
+    calibrated = to_probabilities(logits, True, torch.tensor(temperatures))
+    assert raw[0].argmax() == 0 and calibrated[0].argmax() == 1  # the order flips
+    before = decide(raw, True, torch.tensor(thresholds), at_least_one=True)
+    cut = torch.tensor(calibrated_thresholds(thresholds, temperatures))
+    after = decide(calibrated, True, cut, at_least_one=True, temperatures=temperatures)
+    assert before.tolist() == [[True, False], [True, False]] and torch.equal(before, after)
+    assert torch.equal(fallback_labels(calibrated, temperatures), fallback_labels(raw))
+    assert torch.equal(fallback_labels(calibrated, [2.0, 2.0]), calibrated.argmax(1))  # equal temperatures: argmax
+
+
+@pytest.mark.parametrize(("head", "pooling"), [("linear", "pooler"), ("label_prompt", "mean")])
+def test_predictor_decisions_are_the_same_with_and_without_calibration(tmp_path, tiny_models, head, pooling):
+    """at_least_one on texts that reach no threshold, with temperatures that reorder their labels: the calibrated
+    folder (folded, or applied by the engine) decides exactly what the uncalibrated one does."""
+    network, record = build_network("bert", tiny_models, head, pooling)
+    tokenizer = load_tokenizer(str(tiny_models["bert"]), None)
+    bias = network.head.classifier.bias if head == "linear" else network.head.label_bias
+    with torch.no_grad():  # every logit of the first text below -1: none reaches 0.5, the rule decides it
+        bias -= predict_logits(TorchBackend(network), tokenizer, TEXTS, 32)[0].max() + 1
+    logits = predict_logits(TorchBackend(network), tokenizer, TEXTS, 32)
+    top = int(logits[0].argmax())
+    temperatures = [T_MIN if i == top else 20.0 for i in range(len(LABELS))]  # the top one falls furthest
+    thresholds = [0.5] * len(LABELS)
+    plain = ClassifierSpec(LABELS, True, 0.5, 32, record, thresholds=thresholds, at_least_one=True)
+    calibrated = ClassifierSpec(
+        LABELS,
+        True,
+        0.5,
+        32,
+        record,
+        thresholds=calibrated_thresholds(thresholds, temperatures),
+        at_least_one=True,
+        temperatures=temperatures,
+    )
+    save_model_dir(tmp_path / "plain", network, tokenizer, plain)
+    save_model_dir(tmp_path / "calibrated", network, tokenizer, calibrated)
+    before = EmotionPredictor(tmp_path / "plain", precision="fp32", backend="torch")
+    after = EmotionPredictor(tmp_path / "calibrated", precision="fp32", backend="torch")
+    assert read_spec(tmp_path / "calibrated").temperatures_folded is (head == "linear")
+    probs = after.predict_proba(TEXTS)
+    assert int(probs[0].argmax()) != top and int(before.predict_proba(TEXTS)[0].argmax()) == top  # reordered
+    decided = [p.labels for p in before.predict(TEXTS)]
+    assert decided[0] == [LABELS[top]] and [p.labels for p in after.predict(TEXTS)] == decided
 
 
 def test_labels_with_too_few_positives_keep_temperature_one_and_the_rest_stay_in_bounds():

@@ -113,7 +113,9 @@ def evaluate_splits(
     calibrated = {split: (to_probabilities(logits[split], multi_label, scale), targets[split]) for split in texts}
     if multi_label:
         thresholds = calibrated_thresholds(thresholds or [threshold] * len(label_names), temperatures)
-    result = score_splits(calibrated, label_names, multi_label, thresholds, at_least_one, threshold, suffix)
+    result = score_splits(
+        calibrated, label_names, multi_label, thresholds, at_least_one, threshold, suffix, temperatures
+    )
     result.temperatures = temperatures
     for split in texts:
         stage = stage_of(split)
@@ -137,14 +139,17 @@ def score_splits(
     at_least_one: bool,
     threshold: float,
     suffix: str | None = None,
+    temperatures: list[float] | None = None,
 ) -> Evaluation:
     """Decide and score every split's (probabilities, targets) at `thresholds` (multi-label; None: `threshold`);
-    the set metrics as `<stage>/<metric><suffix>` ("_tuned": at tuned thresholds, "": at a fixed one; None: none)."""
+    the set metrics as `<stage>/<metric><suffix>` ("_tuned": at tuned thresholds, "": at a fixed one; None: none).
+    `temperatures`: the calibration of the probabilities (None: uncalibrated), for the at_least_one rule."""
     result = Evaluation(thresholds=thresholds, tuned=suffix == "_tuned")
     for split, (probs, targets) in collected.items():
         stage = stage_of(split)
         gold = gold_sets(targets, len(label_names))
-        pred = decide(probs, multi_label, thresholds if thresholds is not None else threshold, at_least_one)
+        cut = thresholds if thresholds is not None else threshold
+        pred = decide(probs, multi_label, cut, at_least_one, temperatures)
         result.outputs[stage] = SplitOutputs(probs, gold, pred)
         result.per_label[stage] = per_label_f1(pred, gold, label_names)
         if suffix is not None:

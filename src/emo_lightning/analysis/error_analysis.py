@@ -90,7 +90,13 @@ def run_errors(cfg: DictConfig, output_dir: Path) -> Path:
     )
     probs = predictor.predict_proba(texts, progress=True)
     evaluation = score_splits(
-        {split: (probs, targets)}, names, spec.multi_label, predictor.thresholds, spec.at_least_one, 0.5
+        {split: (probs, targets)},
+        names,
+        spec.multi_label,
+        predictor.thresholds,
+        spec.at_least_one,
+        0.5,
+        temperatures=spec.temperatures,  # the predictor's probabilities are calibrated: the rule reads them so
     )
     evaluation.temperatures = spec.temperatures
     out = evaluation.outputs[stage]

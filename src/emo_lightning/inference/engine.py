@@ -172,9 +172,14 @@ def pad_batch(encoded: list[list[int]], tokenizer: PreTrainedTokenizerBase) -> t
 
 
 def decide(
-    probs: torch.Tensor, multi_label: bool, thresholds: torch.Tensor | float, at_least_one: bool = False
+    probs: torch.Tensor,
+    multi_label: bool,
+    thresholds: torch.Tensor | float,
+    at_least_one: bool = False,
+    temperatures: torch.Tensor | list[float] | None = None,
 ) -> torch.Tensor:
-    """Boolean (texts, labels): labels at/above threshold (multi-label, with the at_least_one rule) or the top label."""
+    """Boolean (texts, labels): labels at/above threshold (multi-label, with the at_least_one rule) or the top label.
+    `temperatures`: the calibration of `probs` (None: uncalibrated); at_least_one picks by the uncalibrated score."""
     if multi_label:
-        return binarize(probs, thresholds, at_least_one)
+        return binarize(probs, thresholds, at_least_one, temperatures)
     return torch.nn.functional.one_hot(probs.argmax(1), probs.shape[1]).bool()

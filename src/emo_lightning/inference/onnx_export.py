@@ -224,7 +224,8 @@ class ParityCheck:
         return probs
 
     def decisions(self, probs: torch.Tensor) -> torch.Tensor:
-        return decide(probs, self.spec.multi_label, self.thresholds, self.spec.at_least_one)
+        spec = self.spec
+        return decide(probs, spec.multi_label, self.thresholds, spec.at_least_one, spec.temperatures)
 
     def score(self, pred: torch.Tensor) -> float | None:
         return None if self.gold is None else validation_metric(pred, self.gold, self.spec.multi_label)

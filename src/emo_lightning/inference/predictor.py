@@ -106,7 +106,8 @@ class EmotionPredictor:
     def predict(self, texts: list[str], progress: bool = False) -> list[Prediction]:
         names = self.spec.label_names
         probs = self.predict_proba(texts, progress)
-        chosen = decide(probs, self.spec.multi_label, torch.tensor(self.thresholds), self.spec.at_least_one)
+        spec = self.spec
+        chosen = decide(probs, spec.multi_label, torch.tensor(self.thresholds), spec.at_least_one, spec.temperatures)
         predictions = []
         for text, row, picked in zip(texts, probs.tolist(), chosen.tolist()):
             scores = sorted(zip(names, row), key=lambda pair: pair[1], reverse=True)

@@ -1,9 +1,11 @@
 """Temperature scaling: calibrated probabilities from logits divided by temperatures fitted on validation.
 
 Single-label: one temperature T for the softmax (the argmax is unchanged). Multi-label: one per label for its sigmoid;
-a threshold t on the uncalibrated scale becomes sigmoid(logit(t) / T) on the calibrated one, so every decision stays
-the one tuned on validation. In the model folder the temperatures are folded into the head's final linear layer
-(logits / T = (W / T) x + b / T), so every consumer of the weights (`pipeline()`, ONNX) gets calibrated probabilities.
+a threshold t on the uncalibrated scale becomes sigmoid(logit(t) / T) on the calibrated one, and the at_least_one
+label is picked by the uncalibrated score T · logit(p) (`thresholds.fallback_labels`: per-label temperatures can
+reorder the calibrated probabilities), so every decision stays the one tuned on validation. In the model folder the
+temperatures are folded into the head's final linear layer (logits / T = (W / T) x + b / T), so every consumer of the
+weights (`pipeline()`, ONNX) gets calibrated probabilities.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@
 - `global`: one threshold for all labels, maximizing micro-F1 or sample Jaccard (what those reward).
 
 `at_least_one` gives a text with no label above its threshold its most probable label instead of none — for data
-where (nearly) every text has an emotion; the global threshold is tuned with that rule applied.
+where (nearly) every text has an emotion; the global threshold is tuned with that rule applied. "Most probable" is by
+the uncalibrated score (`fallback_labels`): per-label temperatures can reorder the labels, and calibration must not
+change a decision.
 """
 
 from __future__ import annotations
@@ -100,11 +102,28 @@ class ThresholdTuner:
         return thresholds
 
 
-def binarize(probs: torch.Tensor, thresholds: torch.Tensor | float, at_least_one: bool = False) -> torch.Tensor:
+def binarize(
+    probs: torch.Tensor,
+    thresholds: torch.Tensor | float,
+    at_least_one: bool = False,
+    temperatures: torch.Tensor | list[float] | None = None,
+) -> torch.Tensor:
     """Predicted label sets: probability at or above the label's threshold; with `at_least_one`, a text with
-    no such label gets its most probable one."""
+    no such label gets its most probable one before calibration (`fallback_labels`; `temperatures`: those `probs`
+    were calibrated with, None: uncalibrated)."""
     pred = probs >= torch.as_tensor(thresholds, dtype=probs.dtype)
     if at_least_one:
-        top = torch.nn.functional.one_hot(probs.argmax(dim=1), probs.shape[1]).bool()
+        top = torch.nn.functional.one_hot(fallback_labels(probs, temperatures), probs.shape[1]).bool()
         pred = torch.where(pred.any(dim=1, keepdim=True), pred, top)
     return pred
+
+
+def fallback_labels(probs: torch.Tensor, temperatures: torch.Tensor | list[float] | None = None) -> torch.Tensor:
+    """The at_least_one label of each text: the highest uncalibrated logit T · logit(p), where `probs` are sigmoids
+    calibrated by per-label `temperatures` T (None: uncalibrated, plain argmax). The label the rule gave when the
+    thresholds were tuned, before calibration: dividing each label's logit by its own T can reorder the labels
+    (equal temperatures cannot)."""
+    if temperatures is None or len(set(torch.as_tensor(temperatures).tolist())) <= 1:
+        return probs.argmax(dim=1)
+    scale = torch.as_tensor(temperatures, dtype=torch.float64)
+    return (torch.logit(probs.double()) * scale).argmax(dim=1)  # p = 0 or 1: ±inf, still in order

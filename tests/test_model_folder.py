@@ -3,6 +3,7 @@ refusal for every other head, our own loader on every form, and a Hub model card
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -141,8 +142,10 @@ def test_model_card_front_matter_and_labels(tmp_path, tiny_models, pooling, libr
         config=facts,
     )
     card = (folder / "README.md").read_text()
-    header = front_matter(card)
-    assert header["library_name"] == library and header["pipeline_tag"] == "text-classification"
+    header, pooler = front_matter(card), library == "transformers"
+    assert header["library_name"] == library and header.get("pipeline_tag") == (
+        "text-classification" if pooler else None
+    )
     assert header["base_model"] == "google-bert/bert-base-uncased"
     assert header["datasets"] == ["google-research-datasets/go_emotions"]
     assert header["metrics"] == ["f1", "jaccard"] and header["labels"] == LABELS
@@ -160,3 +163,40 @@ def test_model_card_without_metrics_or_config_still_names_every_label(tmp_path, 
     header = front_matter(card)
     assert header["library_name"] == "emo-lightning" and "base_model" not in header and "metrics" not in header
     assert all(f"| `{name}` |" in card.split("---\n", 2)[2] for name in LABELS)
+
+
+def python_snippets(card: str, folder) -> list[str]:
+    """The card's Python code blocks, pointed at `folder`."""
+    return [code.replace("path/to/model", str(folder)) for code in re.findall(r"```python\n(.*?)```", card, re.S)]
+
+
+@pytest.mark.parametrize(
+    ("family", "head", "pooling", "opens"),
+    [
+        ("bert", "linear", "pooler", True),  # saved as BertForSequenceClassification: pipeline() opens it
+        ("bert", "linear", "mean", False),  # the default head: no config.json at the top
+        ("bert", "label_prompt", "mean", False),
+        ("roberta", "linear", "pooler", False),  # RobertaForSequenceClassification's head is not ours
+    ],
+)
+def test_card_tags_and_snippets_match_what_pipeline_opens(tmp_path, tiny_models, capsys, family, head, pooling, opens):
+    """pipeline_tag (the Hub's widget and "Use this model" call pipeline()) only on a folder pipeline() opens; every
+    Python snippet of the card runs on the folder."""
+    folder, _ = export(tmp_path / "model", family, tiny_models, True, head=head, pooling=pooling)
+    card = (folder / "README.md").read_text()
+    header = front_matter(card)
+    assert header.get("pipeline_tag") == ("text-classification" if opens else None)
+    assert header["library_name"] == ("transformers" if opens else "emo-lightning")
+    assert ("text-classification" in header["tags"]) == opens
+    snippets = python_snippets(card, folder)
+    assert len(snippets) == 1 + opens and any("pipeline(" in code for code in snippets) == opens
+    for code in snippets:
+        exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the card's own snippet, as a reader runs it
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(snippets) and printed[0].startswith("[")
+    if opens:
+        [answer] = pipeline("text-classification", model=str(folder), top_k=None, device="cpu")([TEXTS[0]])
+        assert sorted(item["label"] for item in answer) == sorted(LABELS) and all(n in printed[1] for n in LABELS)
+    else:
+        with pytest.raises(ValueError, match="Unrecognized model"):
+            pipeline("text-classification", model=str(folder), device="cpu")

@@ -114,11 +114,10 @@ def _front_matter(
     facts: Mapping,
 ) -> str:
     task = "multi-label-classification" if multi_label else "single-label-classification"
-    header: dict = {
-        "library_name": "transformers" if transformers else "emo-lightning",
-        "pipeline_tag": "text-classification",
-        "tags": ["emo-lightning", "emotion", "text-classification", task],
-    }
+    header: dict = {"library_name": "transformers" if transformers else "emo-lightning"}
+    if transformers:  # the Hub's widget and "Use this model" open the folder with pipeline(): only where it can
+        header["pipeline_tag"] = "text-classification"
+    header["tags"] = ["emo-lightning", "emotion", *(["text-classification"] if transformers else []), task]
     if facts.get("base_model"):
         header["base_model"] = facts["base_model"]
     if hub_id(facts.get("dataset")):

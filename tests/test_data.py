@@ -470,6 +470,36 @@ NEW_CASES = [
         "data.column_names is for header-less CSV / TSV / TXT files, not .jsonl: drop it",
         id="column-names-for-json",
     ),
+    case(  # pandas would read the second as 'label.1', and training would use the first without a word
+        {"train.csv": "text,label,label\na,joy,sad\nb,sad,joy\n"},
+        {"label_column": "label"},
+        "<tmp>/train.csv has 2 columns named 'label' (columns 2 and 3): rename or drop all but one of them",
+        id="duplicate-label-column",
+    ),
+    case(
+        {"train.tsv.gz": gzip.compress(b"text\tlabel\tlabel\na\tjoy\tsad\nb\tsad\tjoy\n")},
+        {"label_column": "label"},
+        "<tmp>/train.tsv.gz has 2 columns named 'label' (columns 2 and 3): rename or drop all but one of them",
+        id="duplicate-in-a-gzipped-file",
+    ),
+    case(
+        {"train.txt": "text;label\na;joy\nb;sad\n", "val.txt": '"text";label;"text";text\nc;joy;x;y\n'},
+        {"label_column": "label", "validation_file": "val.txt", "delimiter": ";"},
+        "<tmp>/val.txt has 3 columns named 'text' (columns 1, 3 and 4): rename or drop all but one of them",
+        id="duplicate-quoted-columns",
+    ),
+    case(
+        {"train.csv": "\ufefflabel,text,label\njoy,a,sad\nsad,b,joy\n"},
+        {"label_column": "label"},
+        "<tmp>/train.csv has 2 columns named 'label' (columns 1 and 3): rename or drop all but one of them",
+        id="duplicate-after-a-byte-order-mark",
+    ),
+    case(
+        {"train.txt": "a;joy\nb;sad\n"},
+        {"label_column": "label", "delimiter": ";", "column_names": ["text", "label", "label"]},
+        "data.column_names has 'label' twice: give each column its own name",
+        id="duplicate-column-names",
+    ),
 ]
 
 

@@ -186,3 +186,14 @@ def test_a_gzipped_input_is_read_as_its_inner_format_and_answered_in_kind(tmp_pa
     out = load_dataset(builder, data_files=str(result.output_file), split="train", **options)
     texts = TEXTS[1:] if output else TEXTS
     assert out["text"] == texts and out["predicted"] == [p.labels[0] for p in single.predict(texts)]
+
+
+def test_an_input_with_two_columns_of_one_name_is_refused_before_predicting(tmp_path, single):
+    source = tmp_path / "in.csv"
+    source.write_text("text,id,text\nhello,1,other text\n")
+    with pytest.raises(ConfigError) as info:
+        predict_file(single, source)
+    assert str(info.value) == (
+        f"{source} has 2 columns named 'text' (columns 1 and 3): rename or drop all but one of them"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "model"]

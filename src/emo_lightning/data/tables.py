@@ -15,6 +15,7 @@ import json
 import zlib
 from pathlib import Path
 
+import pandas as pd
 from datasets import Dataset, DatasetDict, load_dataset
 
 from emo_lightning.utils.errors import ConfigError
@@ -140,7 +141,45 @@ def read_tables(
         sep = csv_delimiter(suffix, delimiter, f"{keys}delimiter")
         # texts and labels such as "None", "NA" or "null" stay strings; only an empty cell is missing
         options = {"sep": sep, "column_names": column_names, "keep_default_na": False}
+        if column_names:
+            check_unique_column_names(list(column_names), f"{keys}column_names")
+        else:
+            for path in files.values():
+                check_unique_header(path, sep, encoding)
     return load_tables(BUILDERS[suffix], files, options, keys, encoding)
+
+
+def check_unique_column_names(names: list[str], key: str) -> None:
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice is not None:
+        raise ConfigError(f"{key} has {twice!r} twice: give each column its own name")
+
+
+def check_unique_header(path: str, sep: str, encoding: str) -> None:
+    """Refuse a header that names one column twice: pandas would rename the second (`label` → `label.1`) and the
+    first would be read without a word. The header is parsed as pandas parses it (quotes, a byte order mark,
+    gzip), as a data row, so that no name is renamed."""
+    try:
+        header = pd.read_csv(
+            path,
+            sep=sep,
+            header=None,
+            nrows=1,
+            dtype=str,
+            keep_default_na=False,
+            encoding=encoding,
+            engine="c" if len(sep) == 1 else "python",
+        )
+    except Exception:  # an unreadable file: load_tables names its problem
+        return
+    names = [str(name) for name in header.iloc[0]] if len(header) else []
+    twice = next((name for name in names if name and names.count(name) > 1), None)
+    if twice is not None:
+        places = [str(i) for i, name in enumerate(names, 1) if name == twice]
+        raise ConfigError(
+            f"{path} has {len(places)} columns named {twice!r} (columns {', '.join(places[:-1])} and {places[-1]}): "
+            "rename or drop all but one of them"
+        )
 
 
 def read_lines(path: str, encoding: str = "utf-8") -> Dataset:

@@ -1,6 +1,7 @@
 """Serve a trained run over HTTP: `python serve.py run_dir=outputs/runs/<run>` → http://127.0.0.1:8000
 
 POST /predict {"text": "..."} or {"texts": [...]}; GET /health, /labels, / (a demo page), /docs. See docs/SERVE.md.
+With EMO_API_KEY set, /predict and /labels need `Authorization: Bearer <key>`; a non-loopback host needs the key.
 """
 
 import logging
@@ -19,7 +20,7 @@ def main(cfg: DictConfig) -> None:
 
     with exit_on_bad_input():  # one line and exit 2 for bad input, before anything serves
         run_dir = cfg.run_dir
-        settings = ServeSettings.from_cfg(cfg)
+        settings = ServeSettings.from_cfg(cfg)  # reads the API key from the environment (api_key_env)
         sock = bind_socket(settings.host, settings.port)
         from emo_lightning.inference.predictor import EmotionPredictor
         from emo_lightning.serving.app import create_app
@@ -29,11 +30,18 @@ def main(cfg: DictConfig) -> None:
         )
     for size in sorted({1, settings.max_batch_size}):  # opens the backend of each batch size, builds its kernels
         predictor.predict_proba(["warm-up"] * size)
-    app = create_app(predictor, predictor.model_dir, settings.limits, settings.max_batch_size, settings.batch_timeout)
+    app = create_app(
+        predictor,
+        predictor.model_dir,
+        settings.limits,
+        settings.max_batch_size,
+        settings.batch_timeout,
+        api_key=settings.api_key,
+    )
     from emo_lightning.serving.server import run_server
 
     labels = len(predictor.spec.label_names)
-    announce = f"({predictor.backend.name}, {labels} labels; demo page at /, API docs at /docs)"
+    announce = f"({predictor.backend.name}, {labels} labels; {settings.access()}; demo page at /, API docs at /docs)"
     stopped_by = run_server(app, sock, settings.shutdown_timeout, settings.access_log, announce)
     counts = app.state.batcher.counts
     log.info(

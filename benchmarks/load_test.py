@@ -3,6 +3,7 @@ JSON message, every valid one a 200 with one prediction per text, and nothing a 
 
 python benchmarks/load_test.py --url http://127.0.0.1:8000 --requests 2000 --concurrency 8
 Exit 1 on any 5xx, transport error, or answer of the wrong kind. `run_load_test` is the same as a function.
+A server started with EMO_API_KEY gets that key (from this process's environment) as `Authorization: Bearer`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import threading
@@ -117,10 +119,25 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
 
 
-def run_load_test(url: str, requests: int = 2000, concurrency: int = 8, seed: int = 0, timeout: float = 30.0) -> dict:
-    """Send `requests` mixed requests from `concurrency` threads to `url`'s POST /predict; a summary dict."""
+def key_headers(api_key: str | None) -> dict[str, str]:
+    """`Authorization: Bearer <key>` for `api_key`, or for $EMO_API_KEY when None (serve.py's default variable)."""
+    key = os.environ.get("EMO_API_KEY") if api_key is None else api_key
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def run_load_test(
+    url: str,
+    requests: int = 2000,
+    concurrency: int = 8,
+    seed: int = 0,
+    timeout: float = 30.0,
+    api_key: str | None = None,
+) -> dict:
+    """Send `requests` mixed requests from `concurrency` threads to `url`'s POST /predict; a summary dict. The key:
+    `api_key`, else $EMO_API_KEY, else none."""
     url = url.rstrip("/")
-    limits = httpx.get(f"{url}/labels", timeout=timeout).raise_for_status().json()["limits"]
+    auth = key_headers(api_key)
+    limits = httpx.get(f"{url}/labels", timeout=timeout, headers=auth).raise_for_status().json()["limits"]
     rng = random.Random(seed)
     kinds = rng.choices(list(MIX), weights=list(MIX.values()), k=requests)
     plan = [plan_request(kind, rng, limits) for kind in kinds]
@@ -132,7 +149,7 @@ def run_load_test(url: str, requests: int = 2000, concurrency: int = 8, seed: in
         start = time.perf_counter()
         try:
             response = local.client.post(
-                f"{url}/predict", content=planned.body, headers={"Content-Type": "application/json"}
+                f"{url}/predict", content=planned.body, headers={"Content-Type": "application/json", **auth}
             )
         except httpx.HTTPError as err:
             return Outcome(planned.kind, None, time.perf_counter() - start, f"{planned.kind}: no answer ({err!r})")
@@ -191,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--requests and --concurrency must be >= 1")
     try:
         report = run_load_test(args.url, args.requests, args.concurrency, args.seed)
+    except httpx.HTTPStatusError as err:
+        if err.response.status_code != 401:
+            raise
+        print(f"error: {args.url}/labels answered 401: export EMO_API_KEY=<the key serve.py was started with>")
+        return 2
     except httpx.HTTPError as err:
         print(f"error: {args.url}/labels did not answer ({err}): start `python serve.py run_dir=…` first, or fix --url")
         return 2

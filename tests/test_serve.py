@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -26,14 +27,24 @@ LIMITS = ["limits.max_body_bytes=4096", "limits.max_texts=8", "limits.max_text_c
 SERVING = re.compile(r"serving on (http://\S+)")
 
 
+def server_env(**extra: str) -> dict[str, str]:
+    """This process's environment without an API key of the shell (serve.py reads EMO_API_KEY), plus `extra`."""
+    env = {name: value for name, value in os.environ.items() if name != "EMO_API_KEY"}
+    return {**env, **extra}
+
+
 class Server:
     """`python serve.py run_dir=<folder> port=0 …` as a child process, its output in a log file."""
 
-    def __init__(self, log: Path, *overrides: str) -> None:
+    def __init__(self, log: Path, *overrides: str, env: dict[str, str] | None = None) -> None:
         self.log = log
         with open(log, "w") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "serve.py", "port=0", *overrides], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "serve.py", "port=0", *overrides],
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env or server_env(),
             )
         self.url = self.wait_ready()
 
@@ -90,6 +101,8 @@ def test_health_labels_docs_and_page(server, folder):
     assert labels["limits"] == {"max_body_bytes": 4096, "max_texts": 8, "max_text_chars": 200, "max_batch_size": 16}
     schema = httpx.get(f"{server.url}/openapi.json").json()
     assert {"/predict", "/health", "/labels"} <= set(schema["paths"])
+    assert "securitySchemes" not in schema.get("components", {})  # no key: nothing to authorize
+    assert "no API key: set EMO_API_KEY to require one" in server.output()
     assert "text" in json.dumps(schema["paths"]["/predict"]["post"]["requestBody"])
     assert "swagger" in httpx.get(f"{server.url}/docs").text.lower()
     page = httpx.get(f"{server.url}/")

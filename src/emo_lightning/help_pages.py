@@ -76,8 +76,19 @@ PAGES = {
             ("python serve.py run_dir=outputs/runs/<time>", "http://127.0.0.1:8000"),
             ("python serve.py run_dir=outputs/runs/<time> port=0", "any free port (the log line says which)"),
             ("python serve.py run_dir=outputs/runs/<time> backend=onnx-int8", "after export.py format=onnx-int8"),
+            (
+                "EMO_API_KEY=<key> python serve.py run_dir=outputs/runs/<time> host=0.0.0.0",
+                "for other machines; they send the key",
+            ),
         ],
-        {"More": ["docs/SERVE.md: the endpoints, limits and their errors, batching, shutdown"]},
+        {
+            "API key": [
+                "set in the variable named by api_key_env (EMO_API_KEY), never in a file: /predict and /labels then",
+                "need Authorization: Bearer <key> (/health, / and /docs stay open); a host other than 127.0.0.1, ::1",
+                "or localhost needs the key, or allow_unauthenticated=true",
+            ],
+            "More": ["docs/SERVE.md: the endpoints, limits and their errors, the API key, batching, shutdown"],
+        },
     ),
 }
 

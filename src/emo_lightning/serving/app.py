@@ -1,27 +1,33 @@
 """The FastAPI app: POST /predict, GET /health, GET /labels, GET / (the demo page), /docs and /openapi.json.
 
 Every answer is JSON (the page aside); an error is `{"error": {"code": ..., "message": ...}}` with a 4xx, or a
-500 with a generic message (the traceback goes to the server's log, never to the client).
+500 with a generic message (the traceback goes to the server's log, never to the client). With an API key,
+/predict and /labels answer only `Authorization: Bearer <key>` (else a 401); the other routes stay open.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.params import Depends as Dependency
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials as Credentials
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from emo_lightning.inference.predictor import EmotionPredictor, Prediction
 from emo_lightning.serving.batcher import MicroBatcher
 from emo_lightning.serving.page import DEMO_PAGE
-from emo_lightning.serving.payloads import Limits, RequestError, body_too_large, parse_texts
+from emo_lightning.serving.payloads import Limits, RequestError, body_too_large, parse_texts, shorten
 
 log = logging.getLogger("emo_lightning.serve")
 INTERNAL = "internal error while answering this request: the server logged the details; retry, or report it"
@@ -80,8 +86,17 @@ class LabelsInfo(BaseModel):
     limits: dict[str, int] = Field(description="what one request may hold, and the texts grouped per predict call")
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+class ClientLeft(Exception):
+    """The client closed its connection before its whole request body arrived."""
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def shown_path(request: Request) -> str:
+    """The request's path for a one-line message: control characters escaped, cut short."""
+    return shorten(request.url.path.encode("unicode_escape").decode("ascii"))
 
 
 def as_json(prediction: Prediction) -> dict:
@@ -89,20 +104,56 @@ def as_json(prediction: Prediction) -> dict:
 
 
 async def read_body(request: Request, limits: Limits) -> bytes:
-    """The body, at most `limits.max_body_bytes`; a larger one is drained (so the client reads the 413) and refused."""
+    """The body, at most `limits.max_body_bytes`; a larger one is drained (so the client reads the 413) and refused.
+    A client that leaves before the end is a `ClientLeft`."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.max_body_bytes * DRAIN_FACTOR:
+    if declared.isascii() and declared.isdigit() and int(declared) > limits.max_body_bytes * DRAIN_FACTOR:
         raise body_too_large(limits, int(declared))
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limits.max_body_bytes * DRAIN_FACTOR:
-            raise body_too_large(limits)
-        if size <= limits.max_body_bytes:
-            chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_body_bytes * DRAIN_FACTOR:
+                raise body_too_large(limits)
+            if size <= limits.max_body_bytes:
+                chunks.append(chunk)
+    except ClientDisconnect as err:
+        expected = f"{size} of {declared} bytes" if declared else f"{size} bytes, chunked"
+        client = f" from {request.client.host}:{request.client.port}" if request.client else ""
+        raise ClientLeft(f"{request.method} {shown_path(request)}{client}: {expected}") from err
     if size > limits.max_body_bytes:
         raise body_too_large(limits, size)
     return b"".join(chunks)
+
+
+def key_guard(api_key: str | None) -> list[Dependency]:
+    """The dependencies of a route that needs `Authorization: Bearer <api_key>`: none without a key. The key is
+    compared in constant time; /docs shows the bearer scheme (Swagger's Authorize button)."""
+    if not api_key:
+        return []
+    expected = api_key.encode("ascii")
+    bearer = HTTPBearer(
+        scheme_name="APIKey", description="the server's API key, as `Authorization: Bearer <key>`", auto_error=False
+    )
+    bearer_credentials = Depends(bearer)  # a local default: the module's postponed annotations cannot name `bearer`
+
+    async def require_key(request: Request, credentials: Credentials | None = bearer_credentials) -> None:
+        given = credentials.credentials.encode("latin-1") if credentials else b""  # the header's bytes
+        if not hmac.compare_digest(given, expected):
+            raise unauthorized(request, sent=credentials is not None)
+
+    return [Depends(require_key)]
+
+
+def unauthorized(request: Request, sent: bool) -> RequestError:
+    where = f"{request.method} {shown_path(request)}"
+    problem = "the API key sent is not this server's" if sent else f"{where} needs an API key"
+    return RequestError(
+        401,
+        "unauthorized",
+        f"{problem}: send the header Authorization: Bearer <key>, with the key the server was started with",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def model_info(predictor: EmotionPredictor, model_dir: Path) -> dict:
@@ -140,9 +191,15 @@ def labels_info(predictor: EmotionPredictor, model_dir: Path, limits: Limits, ma
 
 
 def create_app(
-    predictor: EmotionPredictor, model_dir: Path, limits: Limits, max_batch_size: int, batch_timeout: float
+    predictor: EmotionPredictor,
+    model_dir: Path,
+    limits: Limits,
+    max_batch_size: int,
+    batch_timeout: float,
+    api_key: str | None = None,
 ) -> FastAPI:
-    """The service around `predictor` (already loaded); requests are grouped by a `MicroBatcher`."""
+    """The service around `predictor` (already loaded); requests are grouped by a `MicroBatcher`. With `api_key`,
+    /predict and /labels need `Authorization: Bearer <api_key>`."""
     batcher = MicroBatcher(predictor.predict, max_batch_size, batch_timeout)
     backend = predictor.backend.name
     labels = labels_info(predictor, model_dir, limits, max_batch_size)
@@ -159,28 +216,35 @@ def create_app(
         summary="The emotions of short English texts, from a model trained with emo-lightning.",
         lifespan=lifespan,
     )
-    errors = {400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+    guard = key_guard(api_key)
+    refused = {401: {"model": ErrorResponse, "description": "no API key, or not this server's"}} if guard else {}
+    errors = {400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, **refused}
     body_schema = {"application/json": {"schema": PredictRequest.model_json_schema()}}
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, err: RequestError) -> JSONResponse:
-        return error(err.status, err.code, err.message)
+        return error(err.status, err.code, err.message, err.headers)
+
+    @app.exception_handler(ClientLeft)
+    async def client_left(request: Request, err: ClientLeft) -> JSONResponse:
+        log.warning("client left before its request body was read (%s)", err)
+        return error(400, "incomplete_body", f"the connection closed before the request body ended ({err})")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> JSONResponse:
         if err.status_code == 404:
-            return error(404, "not_found", f"there is no {request.url.path}: the routes are {ROUTES}")
+            return error(404, "not_found", f"there is no {shown_path(request)}: the routes are {ROUTES}")
         if err.status_code == 405:
             return error(
                 405,
                 "method_not_allowed",
-                f"{request.method} is not allowed on {request.url.path}: the routes are {ROUTES}",
+                f"{request.method} is not allowed on {shown_path(request)}: the routes are {ROUTES}",
             )
-        return error(err.status_code, "http_error", f"{err.detail}: the routes are {ROUTES}")
+        return error(err.status_code, "http_error", f"{shorten(str(err.detail))}: the routes are {ROUTES}")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
-        return error(422, "invalid_request", f"{request.url.path} takes no parameters here: the routes are {ROUTES}")
+        return error(422, "invalid_request", f"{shown_path(request)} takes no parameters here: the routes are {ROUTES}")
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, err: Exception) -> JSONResponse:
@@ -192,6 +256,7 @@ def create_app(
         response_model=PredictResponse,
         responses=errors,
         openapi_extra={"requestBody": {"required": True, "content": body_schema}},
+        dependencies=guard,
     )
     async def predict(request: Request) -> dict | JSONResponse:
         """Every label's probability (best first) and the decided labels, for each text."""
@@ -219,7 +284,7 @@ def create_app(
             "uptime_s": round(time.monotonic() - started, 3),
         }
 
-    @app.get("/labels", response_model=LabelsInfo)
+    @app.get("/labels", response_model=LabelsInfo, responses=refused, dependencies=guard)
     async def labels_route() -> dict:
         """The labels, how they are decided (thresholds), the token limit, the backend, the model folder and the
         request limits."""

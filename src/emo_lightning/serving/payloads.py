@@ -19,11 +19,12 @@ class Limits:
 
 
 class RequestError(Exception):
-    """A request the client can fix: HTTP `status`, a machine-readable `code` and a one-line `message`."""
+    """A request the client can fix: HTTP `status`, a machine-readable `code`, a one-line `message` and the
+    response's extra `headers` (e.g. WWW-Authenticate)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 def json_type(value: object) -> str:
@@ -48,11 +49,20 @@ def body_too_large(limits: Limits, size: int | None = None) -> RequestError:
 
 
 def parse_body(body: bytes) -> object:
-    """The JSON value of `body`; malformed JSON (or not UTF-8, or nested too deeply) is a 400."""
+    """The JSON value of `body`; malformed JSON (or not UTF-8, or nested too deeply, or NaN) is a 400.
+
+    Numbers are read as floats: no request holds one (each is a wrong type, a 422), and float() reads any number of
+    digits in linear time, where int() refuses over 4300 (a ValueError) and is quadratic below that.
+    """
     if not body.strip():
         raise RequestError(400, "malformed_json", f"the request body is empty: {USAGE}")
+    if body.startswith(UTF16_32_BOMS) or b"\x00" in body[:4]:
+        raise RequestError(
+            400, "malformed_json", f"the request body looks like UTF-16 or UTF-32, not UTF-8: {USAGE} in UTF-8"
+        )
     try:
-        return json.loads(body.decode("utf-8"))  # JSON over HTTP is UTF-8 (json.loads would guess UTF-16 / 32)
+        text = body.decode("utf-8-sig")  # JSON over HTTP is UTF-8; a UTF-8 byte order mark is skipped (RFC 8259)
+        return json.loads(text, parse_int=float, parse_constant=refuse_constant)
     except UnicodeDecodeError as err:
         raise RequestError(400, "malformed_json", f"the request body is not UTF-8 ({err.reason}): {USAGE}") from err
     except json.JSONDecodeError as err:
@@ -60,6 +70,22 @@ def parse_body(body: bytes) -> object:
         raise RequestError(400, "malformed_json", f"the request body is not valid JSON ({where}): {USAGE}") from err
     except RecursionError as err:
         raise RequestError(400, "malformed_json", f"the request body is nested too deeply: {USAGE}") from err
+    except ValueError as err:  # anything else json refuses: one line, cut short
+        reason = shorten(str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise RequestError(400, "malformed_json", f"the request body is not valid JSON ({reason}): {USAGE}") from err
+
+
+UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16's (and UTF-32-LE's); JSON in UTF-16/32 has a NUL in 4 bytes
+
+
+def refuse_constant(name: str) -> object:
+    """json.loads reads NaN, Infinity and -Infinity, which JSON (RFC 8259) does not have."""
+    raise RequestError(400, "malformed_json", f"the request body holds {name}, which is not JSON: {USAGE}")
+
+
+def shorten(text: str, most: int = 60) -> str:
+    """`text` cut to `most` characters (with an ellipsis), so that a message naming client input stays short."""
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def check_text(text: object, where: str, limits: Limits) -> str:
@@ -78,7 +104,7 @@ def check_text(text: object, where: str, limits: Limits) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
-        bad = repr(text[err.start : err.end])
+        bad = shorten(repr(text[err.start : err.end]))
         raise RequestError(
             422, "wrong_type", f"{where} holds an unpaired surrogate ({bad}): send text encoded as UTF-8"
         ) from err
@@ -98,7 +124,9 @@ def parse_texts(body: bytes, limits: Limits) -> list[str]:
         raise RequestError(422, "wrong_type", f"the request body is {article(json_type(request))}: {USAGE}")
     unknown = sorted(set(request) - {"text", "texts"})
     if unknown:
-        raise RequestError(422, "unknown_field", f"{json.dumps(unknown[0])} is not a field of a request: {USAGE}")
+        raise RequestError(
+            422, "unknown_field", f"{shorten(json.dumps(unknown[0]))} is not a field of a request: {USAGE}"
+        )
     if len(request) != 1:
         problem = "both text and texts" if request else "neither text nor texts"
         raise RequestError(422, "missing_field", f"the request gives {problem}: {USAGE} (exactly one of them)")

@@ -168,6 +168,33 @@ def test_fused_adamw_with_clipping_under_mixed_precision(precision, accelerator,
     assert grads and torch.nn.utils.get_total_norm(grads) <= 1.0 + 1e-4  # the last step's gradients, clipped
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "unfused"])
+def test_fp16_loss_scaling_with_clipping_fused_or_not(fused, tiny_cfg):
+    """16-mixed (auto's choice on pre-Ampere GPUs) with a GradScaler, on CPU: Lightning unscales an unfused optimizer
+    itself before clipping and refuses to clip a fused one; ours clips the true gradients of both, unscaled once."""
+    from hydra.utils import instantiate
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    cfg = tiny_cfg("logger=none", "callbacks=none", "trainer.max_steps=3", f"optimizer.fused={str(fused).lower()}")
+    assert cfg.trainer.gradient_clip_val == 1.0
+    module, datamodule = classifier_and_data(cfg)
+    scaler = torch.amp.GradScaler("cpu")  # Lightning turns CPU 16-mixed into bf16-mixed: give it the plugin itself
+    trainer = instantiate(
+        cfg.trainer,
+        precision=None,
+        plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert trainer.global_step == 3 and trainer.precision == "16-mixed"
+    assert scaler.get_scale() == 2.0**16  # no step was skipped for an overflow: all three were real steps
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    norm = float(torch.nn.utils.get_total_norm(grads))
+    assert 0.99 <= norm <= 1.0 + 1e-4, norm  # the last step's true (unscaled) gradients, clipped to norm 1
+
+
 def test_bf16_prediction_agrees_with_fp32_on_real_texts(tmp_path):
     """The real MiniLM, real tweets: bf16 weights (auto's choice for batches on AMX CPUs) gives fp32's answers."""
     from datasets import load_dataset

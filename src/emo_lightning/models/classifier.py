@@ -7,6 +7,7 @@ from collections.abc import Callable
 import lightning as L
 import torch
 from torch import nn
+from torch.amp.grad_scaler import OptState
 from torchmetrics import MeanMetric
 
 from emo_lightning.models.metrics import build_metrics, headline_metric
@@ -115,8 +116,8 @@ class EmotionClassifier(L.LightningModule):
         if not gradient_clip_val:
             return
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        if scaler is not None:  # 16-mixed: unscale now; the scaler's step then skips its own unscaling
-            scaler.unscale_(optimizer)
+        if scaler is not None and not already_unscaled(scaler, optimizer):
+            scaler.unscale_(optimizer)  # 16-mixed, fused: the scaler's step then skips its own unscaling
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if gradient_clip_algorithm == "value":
             torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
@@ -131,3 +132,9 @@ class EmotionClassifier(L.LightningModule):
             return optimizer
         scheduler = self.scheduler_factory(optimizer, num_training_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def already_unscaled(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer) -> bool:
+    """Whether `optimizer`'s gradients were unscaled since the scaler's last update: Lightning's 16-mixed plugin
+    unscales an optimizer that does not unscale in its own step (unfused) before clipping; a second unscale_ raises."""
+    return scaler._per_optimizer_states[id(optimizer)]["stage"] is OptState.UNSCALED

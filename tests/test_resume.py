@@ -13,10 +13,16 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
+from emo_lightning.checkpointing import LastCheckpoint, RunInterrupted
+from emo_lightning.models.classifier import EmotionClassifier
+from emo_lightning.train import build_trainer
 from tests.conftest import ROOT
+from tests.runs import classifier_and_data
 
 CHECKPOINTS = "checkpoints"
 
@@ -321,3 +327,84 @@ def test_a_requeued_job_continues_its_own_folder(tmp_path, tiny_models, tiny_mir
     assert code == 0, output[-3000:]
     assert f"requeued SLURM job: resuming {run_dir}" in output
     assert saved_step(run_dir) == 18 and (run_dir / "metrics.json").exists()
+
+
+# -- in-process runs: where a checkpoint lands in the data, and what a resume from it trains on ---------------------
+class Recorder(Callback):
+    """Observes a fit: each checkpoint's batch progress, the batches trained on; SIGTERM to this process after
+    batch `signal_after` (its index in the epoch) of epoch `signal_epoch`."""
+
+    def __init__(self, signal_after: int | None = None, signal_epoch: int = 0) -> None:
+        self.saved_at: list[int] = []
+        self.batches: list[list[int]] = []
+        self.signal_after, self.signal_epoch = signal_after, signal_epoch
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self.saved_at.append(checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["ready"])
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.batches.append(batch["input_ids"][:, 1].tolist())  # each text's first word: which texts, in order
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx == self.signal_after and trainer.current_epoch == self.signal_epoch:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled by LastCheckpoint before this batch's end is over
+
+
+def fit_tiny(cfg, last: LastCheckpoint, recorder: Recorder, ckpt_path: Path | None = None) -> EmotionClassifier:
+    """A real fit of the tiny config with `last` and `recorder` as its only callbacks (the same initial weights each
+    time); returns the module with its final weights."""
+    L.seed_everything(cfg.seed, workers=True)
+    module, datamodule = classifier_and_data(cfg)
+    trainer = build_trainer(cfg, callbacks=[last, recorder], logger=False, enable_progress_bar=False)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    return module
+
+
+def accumulating_cfg(tiny_cfg, *extra: str):
+    """12 batches an epoch, accumulated 3 by 3 (4 optimizer steps an epoch), 2 epochs, fp32, deterministic."""
+    return tiny_cfg(
+        "trainer.accumulate_grad_batches=3",
+        "trainer.max_epochs=2",
+        "trainer.precision=32-true",
+        "trainer.deterministic=true",
+        "data.batch_size=4",
+        "optimizer.lr=1e-3",
+        "callbacks=none",
+        "logger=none",
+        *extra,
+    )
+
+
+@pytest.mark.parametrize(
+    ("trigger", "overrides", "expected"),
+    [
+        ({"every_n_train_steps": 1, "every_n_minutes": None}, [], [3, 6, 9, 12]),  # after each optimizer step
+        ({"every_n_minutes": 1e-9}, [], [3, 6, 9, 12]),
+        ({"every_n_minutes": None}, ["trainer.val_check_interval=4"], [6, 9, 12]),  # validations at 4, 8 and 12
+    ],
+    ids=["steps", "time", "validation"],
+)
+def test_checkpoints_land_on_accumulation_boundaries(trigger, overrides, expected, tiny_cfg, tmp_path):
+    """A last.ckpt saved mid-accumulation would hold none of the gradients accumulated so far: a resume from it
+    would step without them. Every save (by steps, by time, after a validation) waits for an optimizer step."""
+    cfg = accumulating_cfg(tiny_cfg, *overrides)
+    recorder = Recorder()
+    fit_tiny(cfg, LastCheckpoint(tmp_path / CHECKPOINTS, handle_signals=False, **trigger), recorder)
+    assert recorder.saved_at == expected * 2  # the batches done in the epoch, in both epochs
+
+
+def test_a_stop_mid_accumulation_resumes_to_the_same_weights(tiny_cfg, tmp_path):
+    """SIGTERM after the 5th batch (2 of the second step's 3 accumulated): the run stops after the 6th, at the step,
+    and its resume ends with the weights of a run that never stopped."""
+    cfg = accumulating_cfg(tiny_cfg)
+    reference = fit_tiny(cfg, LastCheckpoint(tmp_path / "reference", every_n_minutes=None), Recorder())
+    stopped = Recorder(signal_after=4)
+    last = LastCheckpoint(tmp_path / CHECKPOINTS, every_n_minutes=None)
+    with pytest.raises(RunInterrupted):
+        fit_tiny(cfg, last, stopped)
+    assert stopped.saved_at == [6]
+    resumed = Recorder()
+    module = fit_tiny(cfg, LastCheckpoint(tmp_path / CHECKPOINTS, every_n_minutes=None), resumed, ckpt_path=last.path)
+    assert len(stopped.batches) + len(resumed.batches) == 24
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(module.state_dict()[name], tensor), name

@@ -4,7 +4,8 @@ a non-finite loss stops the run and keeps the last good checkpoint.
 - `AtomicCheckpointIO` writes every checkpoint to a temporary name beside it, then renames it (a kill during a
   save leaves the previous checkpoint whole), and loads with `weights_only=True` (nothing in a file runs code).
 - `LastCheckpoint` saves `last.ckpt` after every validation, every N optimizer steps and/or M minutes, at the end of
-  training, and when SIGTERM or SIGINT arrives (then it stops with `RunInterrupted`). Under SLURM it moves
+  training, and when SIGTERM or SIGINT arrives (then it stops with `RunInterrupted`); always after an optimizer step
+  (never mid gradient accumulation) but at the end of training. Under SLURM it moves
   Lightning's SIGUSR1 requeue (hpc checkpoint + `scontrol requeue`) to the next step boundary. It also carries the
   random number generators' states, so a resumed run draws the same dropout masks as one that never stopped.
 """
@@ -110,6 +111,9 @@ class LastCheckpoint(Checkpoint):
         self._requeue_requested = False
         self._previous_handlers: dict[int, Any] = {}
         self._rng_to_restore: dict[str, Any] | None = None
+        self._step_before_batch = -1
+        self._stepped = True  # whether the last training batch ended with an optimizer step
+        self._save_at_next_step = False
 
     @property
     def path(self) -> Path:
@@ -131,6 +135,9 @@ class LastCheckpoint(Checkpoint):
             self._install_signal_handlers()
         self._last_save = time.monotonic()
 
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int) -> None:
+        self._step_before_batch = trainer.global_step
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None and not torch.isfinite(loss).all():
@@ -139,16 +146,22 @@ class LastCheckpoint(Checkpoint):
                 f"lower optimizer.lr or check the data{self._kept()}",
                 step=trainer.global_step,
             )
-        if validation_follows(trainer):
+        # Mid gradient accumulation a checkpoint would lack the gradients accumulated so far (a resumed run would
+        # step without them): every save and stop waits for the batch that ends with an optimizer step.
+        self._stepped = trainer.global_step != self._step_before_batch
+        if not self._stepped or validation_follows(trainer):
             return  # a checkpoint now would make a resumed run skip that validation: save at its end instead
         self._act_on_signals(trainer)
         due_by_steps = self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0
         due_by_time = self.every_n_minutes and time.monotonic() - self._last_save >= 60 * self.every_n_minutes
-        if due_by_steps or due_by_time:
+        if due_by_steps or due_by_time or self._save_at_next_step:
             self.save(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        if not self._stepped:  # a validation mid-accumulation: save (and stop) after the step that ends it
+            self._save_at_next_step = True
             return
         self.save(trainer)  # after ModelCheckpoint (Lightning runs checkpoint callbacks last, in order): best is in
         self._act_on_signals(trainer)
@@ -172,6 +185,7 @@ class LastCheckpoint(Checkpoint):
             return  # this state is on disk already
         trainer.save_checkpoint(self.path)
         self._saved_step = trainer.global_step
+        self._save_at_next_step = False
         self._last_save = time.monotonic()
 
     def _kept(self) -> str:

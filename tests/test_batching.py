@@ -7,7 +7,12 @@ import random
 import pytest
 import torch
 
-from emo_lightning.data.batching import LengthGroupedBatchSampler, SortedBatchSampler, restore_order
+from emo_lightning.data.batching import (
+    LengthGroupedBatchSampler,
+    ShuffledBatchSampler,
+    SortedBatchSampler,
+    restore_order,
+)
 
 _RNG = random.Random(0)
 LENGTHS = [_RNG.randint(5, 90) for _ in range(1000)]
@@ -56,12 +61,36 @@ def test_batch_order_is_shuffled_not_sorted():
     assert maxima != sorted(maxima, reverse=True) and maxima != sorted(maxima)
 
 
+def shuffled(lengths, batch_size, **kwargs):
+    return ShuffledBatchSampler(len(lengths), batch_size, **kwargs)
+
+
+SAMPLERS = pytest.mark.parametrize("make", [LengthGroupedBatchSampler, shuffled], ids=["grouped", "shuffled"])
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_plain_shuffled_batches_every_example_once_a_new_order_each_epoch(drop_last):
+    sampler = ShuffledBatchSampler(1000, batch_size=32, seed=3, drop_last=drop_last)
+    orders = []
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == (31 if drop_last else 32)
+        assert all(len(b) == 32 for b in batches[:31])
+        assert len(set(flatten(batches))) == len(flatten(batches)) == (992 if drop_last else 1000)
+        orders.append(flatten(batches))
+    assert orders[0] != orders[1] and orders[0] != sorted(orders[0])
+    sampler.set_epoch(0)
+    assert flatten(sampler) == orders[0]  # a function of (seed, epoch): a resumed run replays it
+
+
+@SAMPLERS
 @pytest.mark.parametrize("n", [1000, 999])
-def test_two_ranks_get_disjoint_complete_shards(n):
+def test_two_ranks_get_disjoint_complete_shards(n, make):
     lengths = LENGTHS[:n]
     shards = []
     for rank in range(2):
-        sampler = LengthGroupedBatchSampler(lengths, 16, num_replicas=2, rank=rank, seed=3)
+        sampler = make(lengths, 16, num_replicas=2, rank=rank, seed=3)
         sampler.set_epoch(5)
         shards.append(flatten(sampler))
     assert len(shards[0]) == len(shards[1]) == -(-n // 2)  # same number of steps on every rank
@@ -92,13 +121,12 @@ def test_predictions_come_back_in_input_order(tiny_cfg, tmp_path):
     assert torch.allclose(together, one_by_one, atol=1e-5)
 
 
-def test_order_follows_the_trainers_epoch_and_resumes_mid_epoch():
+@SAMPLERS
+def test_order_follows_the_trainers_epoch_and_resumes_mid_epoch(make):
     """The epoch is read when the first batch is drawn (not when the iterator was made), and `resume_at` skips the
     batches an interrupted run already trained on, leaving the rest of that epoch in the same order."""
     epoch = {"now": 0}
-    sampler = LengthGroupedBatchSampler(
-        LENGTHS, batch_size=4, mega_batch_factor=2, seed=3, epoch_fn=lambda: epoch["now"]
-    )
+    sampler = make(LENGTHS, batch_size=4, seed=3, epoch_fn=lambda: epoch["now"])
     made_early = iter(sampler)  # Lightning makes the first iterator before training starts
     epoch["now"] = 1
     first_of_epoch_1 = list(made_early)

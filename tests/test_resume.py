@@ -336,14 +336,14 @@ class Recorder(Callback):
 
     def __init__(self, signal_after: int | None = None, signal_epoch: int = 0) -> None:
         self.saved_at: list[int] = []
-        self.batches: list[list[int]] = []
+        self.batches: list[list[list[int]]] = []
         self.signal_after, self.signal_epoch = signal_after, signal_epoch
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         self.saved_at.append(checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["ready"])
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.batches.append(batch["input_ids"][:, 1].tolist())  # each text's first word: which texts, in order
+        self.batches.append(batch["input_ids"].tolist())  # which texts, in order
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if batch_idx == self.signal_after and trainer.current_epoch == self.signal_epoch:
@@ -406,5 +406,33 @@ def test_a_stop_mid_accumulation_resumes_to_the_same_weights(tiny_cfg, tmp_path)
     resumed = Recorder()
     module = fit_tiny(cfg, LastCheckpoint(tmp_path / CHECKPOINTS, every_n_minutes=None), resumed, ckpt_path=last.path)
     assert len(stopped.batches) + len(resumed.batches) == 24
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(module.state_dict()[name], tensor), name
+
+
+def test_plain_shuffled_batches_resume_mid_epoch_in_the_same_order(tiny_cfg, tmp_path):
+    """data.length_grouped=false: a run stopped after 3 of an epoch's 12 batches trains, resumed, on the batches the
+    run that never stopped trains on, in its order, and ends with its weights."""
+    cfg = tiny_cfg(
+        "data.length_grouped=false",
+        "trainer.max_epochs=2",
+        "trainer.precision=32-true",
+        "trainer.deterministic=true",
+        "data.batch_size=4",
+        "optimizer.lr=1e-3",
+        "callbacks=none",
+        "logger=none",
+    )
+    uninterrupted = Recorder()
+    reference = fit_tiny(cfg, LastCheckpoint(tmp_path / "reference", every_n_minutes=None), uninterrupted)
+    stopped = Recorder(signal_after=2)
+    last = LastCheckpoint(tmp_path / CHECKPOINTS, every_n_minutes=None)
+    with pytest.raises(RunInterrupted):
+        fit_tiny(cfg, last, stopped)
+    resumed = Recorder()
+    module = fit_tiny(cfg, LastCheckpoint(tmp_path / CHECKPOINTS, every_n_minutes=None), resumed, ckpt_path=last.path)
+    assert len(stopped.batches) == 3 and len(uninterrupted.batches) == 24
+    assert stopped.batches + resumed.batches == uninterrupted.batches
+    assert uninterrupted.batches[:12] != uninterrupted.batches[12:]  # shuffled: each epoch its own order
     for name, tensor in reference.state_dict().items():
         assert torch.equal(module.state_dict()[name], tensor), name

@@ -2,7 +2,8 @@
 
 Emotion texts are short and their lengths vary (MiniLM tokens on emotion: mean 22, p99 57, max 87), so
 padding to a fixed or dataset-wide length wastes most of the encoder's work. Training batches are drawn
-from length-sorted mega-batches (random, but of near-equal lengths); evaluation batches are sorted by length.
+from length-sorted mega-batches (random, but of near-equal lengths), or plainly shuffled; either order is a function
+of (seed, epoch), so a resumed run continues it mid-epoch. Evaluation batches are sorted by length.
 """
 
 from __future__ import annotations
@@ -13,12 +14,8 @@ import torch
 from torch.utils.data import Sampler
 
 
-class LengthGroupedBatchSampler(Sampler[list[int]]):
-    """Random batches of near-equal length, a different order every epoch.
-
-    Each epoch: shuffle all indices (seeded by `seed + epoch`), take this rank's shard, cut it into
-    mega-batches of `batch_size * mega_batch_factor`, sort each by length, slice into batches, and shuffle
-    the batches, so that long and short batches alternate and loss curves don't oscillate.
+class EpochBatchSampler(Sampler[list[int]]):
+    """Training batches in a seeded random order, a different one every epoch, sharded per DDP rank, resumable.
 
     DDP: every rank gets a disjoint shard of the same size (the permutation is padded by repeating its head
     when the dataset does not divide evenly), so all ranks step the same number of times.
@@ -26,6 +23,83 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     follows the run's epoch whoever created the iterator and when; without it, `set_epoch` sets the epoch.
     Resuming: the order is a pure function of (seed, epoch); `resume_at(epoch, batches_done)` makes that epoch's
     iteration skip the batches already trained on (len() stays the epoch's full length, as Lightning expects).
+    A subclass says how an epoch's shuffled shard is cut into batches (`_cut`) and how many there are (`__len__`).
+    """
+
+    def __init__(
+        self,
+        num_examples: int,
+        batch_size: int,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        drop_last: bool = False,
+        epoch_fn: Callable[[], int] | None = None,
+    ) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} outside [0, {num_replicas})")
+        self.num_examples = num_examples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.drop_last = drop_last
+        self.epoch = 0
+        self.epoch_fn = epoch_fn
+        self.shard_size = -(-num_examples // num_replicas)  # ceil
+        self._resume: tuple[int, int] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """The next iteration over `epoch` starts after its first `batches_done` batches."""
+        self._resume = (epoch, batches_done)
+
+    def _shard(self, generator: torch.Generator) -> list[int]:
+        order = torch.randperm(self.num_examples, generator=generator).tolist()
+        padded = order + order[: self.shard_size * self.num_replicas - len(order)]
+        return padded[self.rank :: self.num_replicas]
+
+    def _cut(self, shard: list[int], generator: torch.Generator) -> list[list[int]]:
+        raise NotImplementedError
+
+    def _batches(self) -> list[list[int]]:
+        if self.epoch_fn is not None:
+            self.epoch = self.epoch_fn()
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return self._cut(self._shard(generator), generator)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        # A generator: nothing is drawn until the first batch is asked for, when the epoch is known.
+        batches = self._batches()
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            skip = self._resume[1]
+        self._resume = None
+        yield from batches[skip:]
+
+
+class ShuffledBatchSampler(EpochBatchSampler):
+    """Plain shuffled batches (`data.length_grouped=false`): the epoch's shuffled shard cut in order."""
+
+    def _cut(self, shard: list[int], generator: torch.Generator) -> list[list[int]]:
+        batches = [shard[i : i + self.batch_size] for i in range(0, len(shard), self.batch_size)]
+        return [b for b in batches if len(b) == self.batch_size] if self.drop_last else batches
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.shard_size // self.batch_size
+        return -(-self.shard_size // self.batch_size)
+
+
+class LengthGroupedBatchSampler(EpochBatchSampler):
+    """Random batches of near-equal length, a different order every epoch.
+
+    Each epoch: shuffle all indices (seeded by `seed + epoch`), take this rank's shard, cut it into
+    mega-batches of `batch_size * mega_batch_factor`, sort each by length, slice into batches, and shuffle
+    the batches, so that long and short batches alternate and loss curves don't oscillate. Sharding, epochs and
+    resuming: `EpochBatchSampler`.
     """
 
     def __init__(
@@ -39,37 +113,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         drop_last: bool = False,
         epoch_fn: Callable[[], int] | None = None,
     ) -> None:
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} outside [0, {num_replicas})")
+        super().__init__(len(lengths), batch_size, seed, num_replicas, rank, drop_last, epoch_fn)
         self.lengths = list(lengths)
-        self.batch_size = batch_size
         self.mega_batch_size = batch_size * max(1, mega_batch_factor)
-        self.seed = seed
-        self.num_replicas = num_replicas
-        self.rank = rank
-        self.drop_last = drop_last
-        self.epoch = 0
-        self.epoch_fn = epoch_fn
-        self.shard_size = -(-len(self.lengths) // num_replicas)  # ceil
-        self._resume: tuple[int, int] | None = None
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def resume_at(self, epoch: int, batches_done: int) -> None:
-        """The next iteration over `epoch` starts after its first `batches_done` batches."""
-        self._resume = (epoch, batches_done)
-
-    def _shard(self, generator: torch.Generator) -> list[int]:
-        order = torch.randperm(len(self.lengths), generator=generator).tolist()
-        padded = order + order[: self.shard_size * self.num_replicas - len(order)]
-        return padded[self.rank :: self.num_replicas]
-
-    def _batches(self) -> list[list[int]]:
-        if self.epoch_fn is not None:
-            self.epoch = self.epoch_fn()
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        shard = self._shard(generator)
+    def _cut(self, shard: list[int], generator: torch.Generator) -> list[list[int]]:
         batches = []
         for start in range(0, len(shard), self.mega_batch_size):
             mega = sorted(shard[start : start + self.mega_batch_size], key=self.lengths.__getitem__, reverse=True)
@@ -77,15 +125,6 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        # A generator: nothing is drawn until the first batch is asked for, when the epoch is known.
-        batches = self._batches()
-        skip = 0
-        if self._resume is not None and self._resume[0] == self.epoch:
-            skip = self._resume[1]
-        self._resume = None
-        yield from batches[skip:]
 
     def __len__(self) -> int:
         full, rest = divmod(self.shard_size, self.mega_batch_size)

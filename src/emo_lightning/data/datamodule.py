@@ -10,7 +10,7 @@ from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from emo_lightning.data.batching import LengthGroupedBatchSampler, SortedBatchSampler
+from emo_lightning.data.batching import LengthGroupedBatchSampler, ShuffledBatchSampler, SortedBatchSampler
 from emo_lightning.data.encoding import LABELS, LabeledSplits, label_counts, tokenize_splits
 from emo_lightning.data.loading import load_tokenizer
 from emo_lightning.utils.errors import ConfigError
@@ -30,7 +30,8 @@ class TextClassificationDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes; None picks per machine (0 on CPU, a few on GPU).
         pad_to_multiple_of: pad batch length up to a multiple of this (8 suits tensor cores).
         length_grouped: draw training batches of near-equal length (`LengthGroupedBatchSampler`);
-            False gives plain shuffled batches. Evaluation batches are always sorted by length.
+            False gives plain shuffled batches (`ShuffledBatchSampler`). Both resume mid-epoch in their order.
+            Evaluation batches are always sorted by length.
         mega_batch_factor: how many batches' worth of examples are length-sorted together.
         seed: seeds the training order (a different order each epoch).
         data_dir: local mirror of datasets (folders named by Hub id).
@@ -144,7 +145,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         on_gpu = self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
         return dataloader_workers(on_gpu)
 
-    def _loader(self, split: str, batch_sampler: Sampler | None = None, **kwargs) -> DataLoader:
+    def _loader(self, split: str, batch_sampler: Sampler) -> DataLoader:
         workers = self.workers()
         return DataLoader(
             self.tokenized[split],
@@ -153,22 +154,22 @@ class TextClassificationDataModule(L.LightningDataModule):
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=workers > 0,
-            **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
-        if not self.length_grouped:
-            return self._loader("train", batch_size=self.batch_size, shuffle=True)
+        """Seeded, per-epoch shuffled batches (length-grouped or plain), this DDP rank's shard, resumable mid-epoch."""
         world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        sampler = LengthGroupedBatchSampler(
-            self.lengths("train"),
-            self.batch_size,
-            mega_batch_factor=self.mega_batch_factor,
-            seed=self.seed,
-            num_replicas=world_size,
-            rank=rank,
-            epoch_fn=(lambda: self.trainer.current_epoch) if self.trainer else None,
-        )
+        common = {
+            "seed": self.seed,
+            "num_replicas": world_size,
+            "rank": rank,
+            "epoch_fn": (lambda: self.trainer.current_epoch) if self.trainer else None,
+        }
+        if self.length_grouped:
+            lengths = self.lengths("train")
+            sampler = LengthGroupedBatchSampler(lengths, self.batch_size, self.mega_batch_factor, **common)
+        else:
+            sampler = ShuffledBatchSampler(len(self.tokenized["train"]), self.batch_size, **common)
         if self._resume_position is not None:  # a resumed run continues mid-epoch where its checkpoint was saved
             sampler.resume_at(*self._resume_position)
             self._resume_position = None

@@ -229,6 +229,40 @@ def test_max_steps_shorter_than_an_epoch_still_validates_and_keeps_a_best_checkp
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["checkpoint"] and Path(record["checkpoint"]).is_file()
     assert record["examples"] == {"val": 24, "test": 24}  # whole splits
+    assert record["stopped"] == {"reason": "max_steps", "epochs": 1, "step": 3}  # the first epoch, cut short
     rows = load_dataset("csv", data_files=str(next((tmp_path / "csv").rglob("metrics.csv"))), split="train")
     validated = [row for row in rows if row.get("val/f1_macro") is not None]
     assert validated and validated[0]["step"] == 2  # logged at the third step (step counts from 0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected", "said"),
+    [
+        (  # min_delta 1: accuracy can never improve by 1 after the first validation
+            ["trainer.max_epochs=20", "callbacks.early_stopping.patience=2", "+callbacks.early_stopping.min_delta=1.0"],
+            {"reason": "early_stopping", "epochs": 3, "step": 18, "monitor": "val/accuracy", "patience": 2},
+            "early stopping after 3 epochs (18 steps): val/accuracy did not improve in 2 validations",
+        ),
+        (
+            ["trainer.max_epochs=2"],
+            {"reason": "max_epochs", "epochs": 2, "step": 12},
+            "trainer.max_epochs reached after 2 epochs (12 steps)",
+        ),
+        (
+            ["trainer.max_epochs=1000", "+trainer.max_time=00:00:00:02", "callbacks.early_stopping.patience=1000"],
+            {"reason": "max_time"},
+            "trainer.max_time reached",
+        ),
+    ],
+    ids=["early_stopping", "max_epochs", "max_time"],
+)
+def test_metrics_json_and_the_end_line_say_why_training_stopped(overrides, expected, said, tiny_cfg, tmp_path, caplog):
+    """Early stopping is on by default: a run whose monitored metric cannot improve stops after `patience`
+    validations that did not improve on the first (patience + 1 epochs, validating once an epoch)."""
+    with caplog.at_level("INFO", logger="emo_lightning"):
+        train(tiny_cfg("logger=none", *overrides))
+    stopped = json.loads((tmp_path / "metrics.json").read_text())["stopped"]
+    assert stopped == expected | {k: v for k, v in stopped.items() if k in ("epochs", "step") and k not in expected}
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == stopped["step"] > 0
+    (done,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("done: ")]
+    assert f" · stopped: {said}" in done and " · run dir " in done

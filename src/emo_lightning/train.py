@@ -30,6 +30,7 @@ from emo_lightning.models.export import ClassifierSpec, save_model_dir
 from emo_lightning.models.heads import LabelPromptHead, label_prompt
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.resume import wandb_run_id
+from emo_lightning.stopping import stopped_phrase, why_stopped
 from emo_lightning.utils.atomic import atomic_dir, atomic_write_text, remove_partials
 from emo_lightning.utils.config import validate_config
 from emo_lightning.utils.console import HeldConsole, no_datasets_bars
@@ -230,6 +231,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         held.release(first, log)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
+        stopped = why_stopped(trainer)  # before validate/test move the trainer's state
         # A checkpoint of a weight-averaging run holds the averaged weights; evaluate and export those (the
         # callback would otherwise restore the raw weights on load and swap models during validation).
         trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
@@ -292,6 +294,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 label_names=names,
                 examples={stage_of(split): len(split_texts) for split, split_texts in texts.items()},
                 tuned_on="validation" if evaluation.tuned else None,
+                stopped=stopped,
             )
             with atomic_dir(output_dir / "model") as model_dir:
                 facts = card_facts(OmegaConf.to_container(cfg, resolve=True))
@@ -311,7 +314,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if plots is not None:  # after the artifacts, and before the W&B run closes (it gets the figures too)
                 plots.evaluation(evaluation, names, trainer.loggers, multi_label=datamodule.multi_label)
             publish_errors(trainer.loggers, errors)
-            log.info("%s", end_line(metrics, ckpt_path, module.monitor, output_dir, datamodule.multi_label))
+            log.info("%s", end_line(metrics, ckpt_path, module.monitor, output_dir, datamodule.multi_label, stopped))
     finally:
         finish_wandb_run()
     return metrics
@@ -356,10 +359,15 @@ HEADLINES = {False: ("accuracy", "f1_macro"), True: ("f1_macro_tuned", "f1_micro
 
 
 def end_line(
-    metrics: dict[str, float], ckpt_path: str | None, monitor: str, output_dir: Path, multi_label: bool
+    metrics: dict[str, float],
+    ckpt_path: str | None,
+    monitor: str,
+    output_dir: Path,
+    multi_label: bool,
+    stopped: dict | None = None,
 ) -> str:
     """How the run ended, in one line: the best checkpoint, its headline figures (test where there is a test split),
-    the run dir, and the command that predicts with it."""
+    why training stopped (`why_stopped`'s record), the run dir, and the command that predicts with it."""
     stage = "test" if any(key.startswith("test/") for key in metrics) else "val"
     shown = []
     for name in HEADLINES[multi_label]:
@@ -369,8 +377,9 @@ def end_line(
     best = (
         f"best checkpoint {Path(ckpt_path).name} (by {monitor})" if ckpt_path else "no best checkpoint (last weights)"
     )
+    why = f" · stopped: {stopped_phrase(stopped)}" if stopped else ""
     return (
-        f"done: {best}: {', '.join(shown)} · run dir {output_dir} · predict with: "
+        f"done: {best}: {', '.join(shown)}{why} · run dir {output_dir} · predict with: "
         f"python predict.py run_dir={output_dir} texts='[\"i feel great today\"]'"
     )
 
@@ -441,10 +450,12 @@ def write_metrics(
     label_names: list[str] | None = None,
     examples: dict[str, int] | None = None,
     tuned_on: str | None = None,
+    stopped: dict | None = None,
 ) -> None:
     """metrics.json; thresholds keyed by label name (label order differs between datasets and runs); `examples`:
     how many texts of each split every figure of that split saw (the whole split, or what limit_*/debug= read);
-    `tuned_on`: the split the thresholds were tuned on (None: not tuned, e.g. thresholds=none)."""
+    `tuned_on`: the split the thresholds were tuned on (None: not tuned, e.g. thresholds=none); `stopped`: why training
+    ended (`stopping.why_stopped`)."""
     record = {
         "monitor": monitor,
         "checkpoint": checkpoint,
@@ -455,5 +466,6 @@ def write_metrics(
         "examples": examples,
         "temperatures": temperatures,  # calibration, fitted on validation; None: uncalibrated
         "notes": list(notes),
+        "stopped": stopped,
     }
     atomic_write_text(path, json.dumps(record, indent=2))

@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import Callback
 
 from emo_lightning.checkpointing import LastCheckpoint, RunInterrupted
 from emo_lightning.models.classifier import EmotionClassifier
-from emo_lightning.train import build_trainer
+from emo_lightning.train import build_trainer, train
 from tests.conftest import ROOT
 from tests.runs import classifier_and_data
 
@@ -436,3 +436,18 @@ def test_plain_shuffled_batches_resume_mid_epoch_in_the_same_order(tiny_cfg, tmp
     assert uninterrupted.batches[:12] != uninterrupted.batches[12:]  # shuffled: each epoch its own order
     for name, tensor in reference.state_dict().items():
         assert torch.equal(module.state_dict()[name], tensor), name
+
+
+def test_a_run_early_stopping_ended_stays_ended_on_resume_unless_given_more_patience(tiny_cfg, tmp_path):
+    """Resuming a run that early stopping ended trained on to its next validation (Lightning does not keep
+    `trainer.should_stop`), and `resume=… callbacks.early_stopping.patience=…` kept the checkpoint's patience."""
+    never_better = ["trainer.max_epochs=20", "+callbacks.early_stopping.min_delta=1.0", "logger=none"]
+    train(tiny_cfg(*never_better, "callbacks.early_stopping.patience=2"))
+    first = json.loads((tmp_path / "metrics.json").read_text())["stopped"]
+    assert first == {"reason": "early_stopping", "epochs": 3, "step": 18, "monitor": "val/accuracy", "patience": 2}
+    train(tiny_cfg(*never_better, "callbacks.early_stopping.patience=2", f"resume={tmp_path}"))
+    assert json.loads((tmp_path / "metrics.json").read_text())["stopped"] == first  # nothing more was trained
+    assert saved_step(tmp_path) == 18
+    train(tiny_cfg(*never_better, "callbacks.early_stopping.patience=4", f"resume={tmp_path}"))
+    more = json.loads((tmp_path / "metrics.json").read_text())["stopped"]  # 2 more validations that do not improve
+    assert more == {"reason": "early_stopping", "epochs": 5, "step": 30, "monitor": "val/accuracy", "patience": 4}

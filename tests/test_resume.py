@@ -116,6 +116,7 @@ def outcome(run_dir: Path) -> dict:
     record = json.loads((run_dir / "metrics.json").read_text())
     return {
         "step": saved_step(run_dir),
+        "stopped": record["stopped"],
         "metrics": record["metrics"],
         "best": Path(record["checkpoint"]).name,
         "best_folder": Path(record["checkpoint"]).parent,
@@ -127,7 +128,10 @@ def best_checkpoint(outcome: dict) -> dict:
 
 
 def assert_same_run(resumed: dict, reference: dict, run_dir: Path) -> None:
-    assert resumed["step"] == reference["step"] == 18
+    """The resumed run ended where its reference run ended (at 18 steps, or earlier by early stopping: never a
+    constant), for the same reason, with the same best model and figures."""
+    assert resumed["step"] == reference["step"] == reference["stopped"]["step"]
+    assert resumed["stopped"] == reference["stopped"]
     assert resumed["best"] == reference["best"] and resumed["best_folder"] == run_dir / CHECKPOINTS
     best, reference_best = best_checkpoint(resumed), best_checkpoint(reference)  # the same model was chosen
     assert best["global_step"] == reference_best["global_step"]
@@ -136,6 +140,14 @@ def assert_same_run(resumed: dict, reference: dict, run_dir: Path) -> None:
     assert resumed["metrics"].keys() == reference["metrics"].keys()
     for key, value in reference["metrics"].items():
         assert resumed["metrics"][key] == pytest.approx(value, abs=1e-6), key
+
+
+def assert_finished(run_dir: Path) -> None:
+    """The run of `fault_args` trained to its end: its 3 epochs, or fewer where early stopping ended it (the
+    reference runs show which), and last.ckpt holds that end."""
+    stopped = outcome(run_dir)["stopped"]
+    assert stopped == {"reason": "max_epochs", "epochs": 3, "step": 18} or stopped["reason"] == "early_stopping"
+    assert saved_step(run_dir) == stopped["step"]
 
 
 def reference_run(tmp_path: Path, args: list[str]) -> dict:
@@ -151,7 +163,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, tiny_models, tiny_mirro
     run_dir = tmp_path / "run"
     kill_after_step(start([*args, f"hydra.run.dir={run_dir}"], tmp_path), run_dir, step=7, delay=0.02)
     stopped_at = saved_step(run_dir)
-    assert 7 <= stopped_at < 18 and not (run_dir / "metrics.json").exists()
+    assert 7 <= stopped_at < reference["step"] and not (run_dir / "metrics.json").exists()
     code, output = finish(start([f"resume={run_dir}"], tmp_path))
     assert code == 0, output[-3000:]
     # the newest checkpoint: last.ckpt, or the best one when the kill fell between their saves at a validation's end
@@ -181,7 +193,10 @@ def test_three_kills_one_during_a_save_then_the_same_result(tmp_path, tiny_model
     second = saved_step(run_dir)  # the checkpoint that was being replaced is still whole
     assert second >= first
     kill_after_step(
-        start([f"resume={run_dir}"], tmp_path), run_dir, min(second + rng.randint(1, 4), 16), rng.random() / 5
+        start([f"resume={run_dir}"], tmp_path),
+        run_dir,
+        min(second + rng.randint(1, 4), reference["step"] - 2),
+        rng.random() / 5,
     )
     code, output = finish(start([f"resume={run_dir}"], tmp_path))
     assert code == 0, output[-3000:]
@@ -223,7 +238,8 @@ def test_resumed_wandb_run_keeps_its_run_id(tmp_path, tiny_models, tiny_mirror):
     runs = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
     assert len(first) == 1 and len(runs) == 2
     assert {name.rsplit("-", 1)[-1] for name in runs} == {first[0].rsplit("-", 1)[-1]}  # one W&B run, continued
-    assert saved_step(run_dir) == 12
+    stopped = outcome(run_dir)["stopped"]  # 2 epochs, 4 validations: early stopping (patience 3) cannot cut them
+    assert saved_step(run_dir) == 12 and stopped == {"reason": "max_epochs", "epochs": 2, "step": 12}
 
 
 def test_resume_refuses_overrides_that_change_the_experiment(tmp_path, tiny_models, tiny_mirror):
@@ -276,8 +292,8 @@ def test_slurm_requeue_resumes_by_itself(tmp_path, tiny_models, tiny_mirror):
     code, output = finish(start(args, tmp_path, {**slurm, "SLURM_RESTART_COUNT": "1"}))
     assert code == 0, output[-3000:]
     assert f"resuming {run_dir}" in output
-    assert list(tmp_path.glob("outputs/runs/*")) == [run_dir] and saved_step(run_dir) == 18
-    assert (run_dir / "metrics.json").exists()
+    assert list(tmp_path.glob("outputs/runs/*")) == [run_dir]
+    assert_finished(run_dir)
 
 
 def test_non_finite_loss_stops_in_one_line_and_keeps_the_last_good_checkpoint(tmp_path, tiny_models, tiny_mirror):
@@ -321,12 +337,12 @@ def test_a_requeued_job_continues_its_own_folder(tmp_path, tiny_models, tiny_mir
     run_dir = tmp_path / "sweep" / "0"
     args = [*fault_args(tiny_models, tiny_mirror), f"hydra.run.dir={run_dir}"]
     kill_after_step(start(args, tmp_path), run_dir, step=7, delay=0.0)
-    assert 7 <= saved_step(run_dir) < 18
+    assert saved_step(run_dir) >= 7 and not (run_dir / "metrics.json").exists()  # killed before its end
     slurm = {"SLURM_JOB_ID": "77", "SLURM_RESTART_COUNT": "1", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train"}
     code, output = finish(start(args, tmp_path, slurm))
     assert code == 0, output[-3000:]
     assert f"requeued SLURM job: resuming {run_dir}" in output
-    assert saved_step(run_dir) == 18 and (run_dir / "metrics.json").exists()
+    assert_finished(run_dir)
 
 
 # -- in-process runs: where a checkpoint lands in the data, and what a resume from it trains on ---------------------

@@ -13,8 +13,10 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     from emo_lightning.cli import exit_on_bad_input
-    from emo_lightning.inference.onnx_export import export_run, summary
+    from emo_lightning.inference.onnx_export import export_run
+    from emo_lightning.utils.console import quiet_libraries
 
+    quiet_libraries()  # one line a step (export, optimize, parity, speed): no weight-loading bar
     with exit_on_bad_input():  # one line and exit 2 for bad input or a failed parity check; nothing is left written
         report = export_run(
             cfg.run_dir,
@@ -25,14 +27,7 @@ def main(cfg: DictConfig) -> None:
             batch_size=cfg.batch_size,
             measure_speed=cfg.measure_speed,
         )
-    lines = [f"wrote {cfg.run_dir}/onnx ({report['format']}); parity on {report['texts']} texts ({report['source']}):"]
-    checked = report["backends"] + report.get("torch_precision", []) + report.get("openvino", [])
-    lines += [f"  {summary(record, report['metric'])}" for record in checked]
-    if speeds := report.get("speeds"):
-        for size, rates in speeds["texts_per_second"].items():
-            figures = ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
-            lines.append(f"texts/s at batch {size}: {figures} → backend=auto runs {speeds['auto'][size]}")
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write(f"wrote {cfg.run_dir}/onnx ({report['format']})\n")  # each step's figures are logged above
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -219,3 +220,43 @@ def test_openvino_leaves_other_streams_open_when_logging_is_reconfigured(monkeyp
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # a test's or a notebook's stream of the moment
     logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})  # closes every handler
     assert not before.closed
+
+
+# What ONNX Runtime's BERT optimizer logs and prints on its own (INFO, on loggers named after its modules).
+OPTIMIZER_NOISE = (
+    r"Fused |Removed \d+ nodes|Remove reshape node|opset version|Optimized operators|Sort graphs|Model saved"
+)
+STEP_LINES = [  # export.py's console, in order: one line a step
+    r"exported model\.onnx \(\d+\.\d MB\) in \d+\.\d s",
+    r"optimized: 9 operators fused \(EmbedLayerNormalization ×1, Attention ×2, BiasGelu ×2, "
+    r"SkipLayerNormalization ×4\)",
+    r"quantized model\.int8\.onnx \(\d+\.\d MB\) in \d+\.\d s",
+    r"parity: torch-fp32 on 24 texts \(predictions/val\.csv\) in \d+\.\d s",
+    r"parity: onnx +max \|Δprob\| \S+, decisions agree 100\.00%, accuracy \S+ → \S+ in \d+\.\d s",
+    r"parity: onnx-int8 +max \|Δprob\| \S+, decisions agree \S+, accuracy \S+ → \S+ in \d+\.\d s",
+    r"parity: openvino-(fp32|bf16) +max \|Δprob\| \S+, decisions agree \S+, accuracy \S+ → \S+ in \d+\.\d s",
+    r"speed at batch 1: torch-fp32 \d+/s, .* → backend=auto runs \S+",
+    r"speed at batch 64: torch-fp32 \d+/s, .* → backend=auto runs \S+",
+    r"wrote {run}/onnx \(onnx-int8\)",
+]
+TORCH_BF16 = r"parity: torch-bf16 +max \|Δprob\| \S+, decisions agree \S+, accuracy \S+ → \S+ in \d+\.\d s"
+
+
+def test_the_script_prints_one_line_a_step_and_no_library_noise(tiny_cfg, tmp_path):
+    run_dir = tiny_run(tiny_cfg, "trainer.max_epochs=4", "optimizer.lr=3e-3")  # confident: int8 keeps decisions
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HYDRA_FULL_ERROR": "0"}
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "export.py"), f"run_dir={run_dir}", "format=onnx-int8"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stderr == ""  # no bars, no warnings: each step's line is on stdout
+    assert not [line for line in out.stdout.splitlines() if re.match(OPTIMIZER_NOISE, line)], out.stdout
+    # PyTorch's bf16 is checked too where this machine runs it natively (AMX): a line of its own, or none
+    lines = [line for line in out.stdout.splitlines() if not re.fullmatch(TORCH_BF16, line)]
+    patterns = [pattern.format(run=re.escape(str(run_dir))) for pattern in STEP_LINES]
+    assert len(lines) == len(patterns), out.stdout
+    assert all(re.fullmatch(pattern, line) for pattern, line in zip(patterns, lines)), out.stdout

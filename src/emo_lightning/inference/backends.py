@@ -198,9 +198,10 @@ def measure_speeds(
                 rate = texts_per_second(backend, tokenizer, samples[size], max_length, multi_label, size)
                 figures[str(size)][backend.name] = round(max(rate, figures[str(size)].get(backend.name, 0.0)), 1)
         log.info(
-            "speed at batch %d: %s",
+            "speed at batch %d: %s → backend=auto runs %s",
             size,
             ", ".join(f"{name} {rate:.0f}/s" for name, rate in figures[str(size)].items()),
+            fastest(figures[str(size)]),
         )
     chosen = {str(size): fastest(figures[str(size)]) for size in MEASURED_BATCH_SIZES}
     return {"machine": machine_id(), "texts_per_second": figures, "auto": chosen}

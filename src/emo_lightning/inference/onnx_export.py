@@ -32,6 +32,7 @@ from emo_lightning.models.export import CLASSIFIER_FILE, ClassifierSpec, load_mo
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.models.thresholds import micro_f1
 from emo_lightning.utils.atomic import atomic_dir
+from emo_lightning.utils.console import quiet_modules
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, inference_dtype
 
@@ -142,20 +143,27 @@ def optimize_fp32(raw: Path, path: Path, config) -> dict[str, int] | None:
         log.info("optimize: skipped for model type %s (the BERT fusions cover %s)", config.model_type, BERT_FAMILY)
         shutil.move(raw, path)
         return None
+    import onnxruntime.transformers
     from onnxruntime.transformers.optimizer import optimize_model
 
-    optimized = optimize_model(
-        str(raw), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
-    )
-    fusions = {name: int(count) for name, count in optimized.get_fused_operator_statistics().items() if count}
-    optimized.save_model_to_file(str(path))
+    with quiet_modules(Path(onnxruntime.transformers.__file__).parent):  # its "Fused Gelu: 2" lines, each pass
+        optimized = optimize_model(
+            str(raw), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
+        )
+        fusions = {name: int(count) for name, count in optimized.get_fused_operator_statistics().items() if count}
+        optimized.save_model_to_file(str(path))
     raw.unlink()
     layers = config.num_hidden_layers
     if fusions.get("Attention", 0) + fusions.get("MultiHeadAttention", 0) != layers:
         log.warning("optimize: fused attention in %s of %s layers: %s", fusions.get("Attention", 0), layers, fusions)
     else:
-        log.info("optimize: fused %s", ", ".join(f"{name} ×{count}" for name, count in fusions.items()))
+        listed = ", ".join(f"{name} ×{count}" for name, count in fusions.items())
+        log.info("optimized: %d operators fused (%s)", sum(fusions.values()), listed)
     return fusions
+
+
+def megabytes(path: Path) -> float:
+    return path.stat().st_size / 1e6
 
 
 def quantize_int8(fp32: Path, int8: Path) -> None:
@@ -204,11 +212,14 @@ class ParityCheck:
         self.tokenizer, self.spec, self.data, self.batch_size = tokenizer, spec, data, batch_size
         self.thresholds = torch.tensor(spec.label_thresholds())
         self.gold = gold_matrix(data.gold, spec.label_names) if data.gold is not None else None
-        self.probs = self.probabilities(TorchBackend(network))
+        reference = TorchBackend(network)
+        self.probs, seconds = self.probabilities(reference)
+        log.info("parity: %s on %d texts (%s) in %.1f s", reference.name, len(data.texts), data.source, seconds)
         self.pred = self.decisions(self.probs)
         self.metric = self.score(self.pred)
 
-    def probabilities(self, backend) -> torch.Tensor:
+    def probabilities(self, backend) -> tuple[torch.Tensor, float]:
+        """`backend`'s probabilities on the parity texts, and the seconds they took."""
         started = time.perf_counter()
         spec = self.spec  # temperatures not folded into the weights are applied alike on every side
         probs = predict_probabilities(
@@ -220,8 +231,7 @@ class ParityCheck:
             self.batch_size,
             temperatures=spec.engine_temperatures(),
         )
-        log.info("parity: %s on %d texts in %.1f s", backend.name, len(self.data.texts), time.perf_counter() - started)
-        return probs
+        return probs, time.perf_counter() - started
 
     def decisions(self, probs: torch.Tensor) -> torch.Tensor:
         spec = self.spec
@@ -231,8 +241,8 @@ class ParityCheck:
         return None if self.gold is None else validation_metric(pred, self.gold, self.spec.multi_label)
 
     def compare(self, backend, max_int8_drop: float) -> dict:
-        """One backend's parity record; `problem` names why it failed (None: passed)."""
-        probs = self.probabilities(backend)
+        """One backend's parity record (and its line on the console); `problem` names why it failed (None: passed)."""
+        probs, seconds = self.probabilities(backend)
         pred = self.decisions(probs)
         diff = float((probs - self.probs).abs().max())
         agreement = float((pred == self.pred).all(dim=1).double().mean())
@@ -249,6 +259,7 @@ class ParityCheck:
         }
         record["problem"] = self.problem(record, max_int8_drop)
         record["passed"] = record["problem"] is None
+        log.info("parity: %s", summary(record, self.metric_name, seconds))
         return record
 
     def problem(self, record: dict, max_int8_drop: float) -> str | None:
@@ -311,13 +322,15 @@ def export_run(
         started = time.perf_counter()
         raw = partial / ".raw.onnx"
         export_fp32(network, tokenizer, raw if optimize else partial / FP32_FILE)
-        log.info("export: %s in %.1f s", FP32_FILE, time.perf_counter() - started)
+        exported = raw if optimize else partial / FP32_FILE
+        log.info("exported %s (%.1f MB) in %.1f s", FP32_FILE, megabytes(exported), time.perf_counter() - started)
         fusions = optimize_fp32(raw, partial / FP32_FILE, network.backbone.config) if optimize else None
         backends = [OnnxBackend(partial)]
         if fmt == "onnx-int8":
             started = time.perf_counter()
             quantize_int8(partial / FP32_FILE, partial / INT8_FILE)
-            log.info("export: %s in %.1f s", INT8_FILE, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            log.info("quantized %s (%.1f MB) in %.1f s", INT8_FILE, megabytes(partial / INT8_FILE), seconds)
             backends.append(OnnxBackend(partial, int8=True))
         shutil.copy2(model_dir / CLASSIFIER_FILE, partial / CLASSIFIER_FILE)
         tokenizer.save_pretrained(partial)
@@ -344,9 +357,8 @@ def export_run(
             "openvino": openvino_records,  # OpenVINO on model.onnx at the machine's precision
             "passed": all(record["passed"] for record in records),
         }
-        for record in records + torch_records + openvino_records:
-            log.info("parity: %s", summary(record, check.metric_name))
-            if record in torch_records + openvino_records and not record["passed"]:
+        for record in torch_records + openvino_records:  # failing keeps them from backend=auto only
+            if not record["passed"]:
                 log.warning("parity: %s", record["problem"])
         failed = [record["problem"] for record in records if record["problem"]]
         if failed:
@@ -382,11 +394,15 @@ def openvino_backend(onnx_dir: Path):
         return None
 
 
-def summary(record: dict, metric: str | None) -> str:
+def summary(record: dict, metric: str | None, seconds: float | None = None) -> str:
+    """A parity record in a line: the backend, its max |Δprob| and decision agreement, the metric before → after,
+    the seconds it took (where given), and FAILED where it failed."""
     line = (
         f"{record['backend']:<13} max |Δprob| {record['max_abs_diff']:.2e}, "
         f"decisions agree {record['decision_agreement']:.2%}"
     )
     if metric is not None:
         line += f", {metric} {record['metric_before']:.4f} → {record['metric_after']:.4f}"
+    if seconds is not None:
+        line += f" in {seconds:.1f} s"
     return line + ("" if record["passed"] else " FAILED")

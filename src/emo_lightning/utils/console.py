@@ -3,11 +3,13 @@ what our own start line says, weight-loading bars) silenced at the source or fil
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
 
 # Lines of Lightning that say nothing a user acts on, or repeat our own start line (precision, hardware).
 NOISE = re.compile(
@@ -30,6 +32,8 @@ KNOWN_WARNINGS = [
     r".*does not have many workers which may be a bottleneck",  # data.num_workers=null picks it per machine
 ]
 LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+
+log = logging.getLogger(__name__)
 
 
 class LibraryNoise(logging.Filter):
@@ -74,6 +78,39 @@ def no_datasets_bars() -> Iterator[None]:
     finally:
         if shown:
             enable_progress_bar()
+
+
+class ChattyModules(logging.Filter):
+    """Drops the records below WARNING logged from the modules under `folder` (whatever their loggers' names)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = str(folder.resolve())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not str(Path(record.pathname).resolve()).startswith(self.folder)
+
+
+@contextmanager
+def quiet_modules(folder: Path) -> Iterator[None]:
+    """While inside: the INFO and DEBUG records of the modules under `folder` are dropped at the root handlers
+    (their warnings still show), and what is print()ed goes to this module's debug log instead of the console.
+
+    For ONNX Runtime's transformer optimizer, which logs each fusion ("Fused Gelu: 6") on loggers named after its
+    modules (`fusion_base`, `onnx_model`, …: it imports them as top-level modules) and prints some of its notes."""
+    chatty = ChattyModules(folder)
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(chatty)
+    printed = io.StringIO()
+    try:
+        with redirect_stdout(printed):
+            yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(chatty)
+        for line in printed.getvalue().splitlines():
+            log.debug("%s: %s", folder.name, line)
 
 
 class HeldConsole(logging.Filter):

@@ -2,6 +2,7 @@
 
     make bench-infer                                   # the newest emotion run under outputs/runs
     python benchmarks/bench_infer.py --run outputs/runs/<run> [--texts 500] [--requests 2000]
+    python benchmarks/bench_infer.py --run <run> --tiny   # every row and the service on 16 texts (the suite's)
 
 Rows, each in its own process (tokenization inside every timed region):
   pipeline        transformers.pipeline("text-classification") on the run's model/ folder: the same network where
@@ -138,15 +139,16 @@ def row(name: str, note: str, rate1: float, latencies: list[float], rate64: floa
     }
 
 
-def run_in_child(name: str, args) -> dict:
-    """One row in a fresh process: no row inherits another's threads, caches or allocator state."""
-    cmd = [sys.executable, __file__, "--row", name, "--run", str(args.run)]
+def run_in_child(names: list[str], args) -> list[dict]:
+    """Rows in a fresh process: no row inherits another's threads, caches or allocator state. One row a process
+    for figures; `--tiny` runs all of them in one (a process start costs seconds of imports)."""
+    cmd = [sys.executable, __file__, "--row", *names, "--run", str(args.run)]
     cmd += ["--texts", str(args.texts)] if args.texts else []
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("ROW ")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark row {name} failed:\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1][4:])
+    results = [json.loads(line[4:]) for line in out.stdout.splitlines() if line.startswith("ROW ")]
+    if out.returncode != 0 or len(results) != len(names):
+        raise RuntimeError(f"benchmark rows {', '.join(names)} failed:\n{out.stderr[-3000:]}")
+    return results
 
 
 def newest_emotion_run() -> Path:
@@ -268,17 +270,22 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=None, help="only the first N test texts (default: all 2,000)")
     parser.add_argument("--requests", type=int, default=2000, help="requests of the service load test (0: none)")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--row", help=argparse.SUPPRESS)
+    parser.add_argument("--tiny", action="store_true", help="16 texts, 24 requests, every row in one process")
+    parser.add_argument("--row", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
     args = parser.parse_args()
     logging.disable(logging.INFO)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    if args.row:
+    if args.row:  # in a child
         texts, gold = emotion_test(args.texts)
-        measure = pipeline_row if args.row == "pipeline" else lambda *rest: ours_row(args.row, *rest)
-        result = measure(args.run, texts, gold)
-        print("ROW " + json.dumps(result))
+        for name in args.row:
+            result = (
+                pipeline_row(args.run, texts, gold) if name == "pipeline" else ours_row(name, args.run, texts, gold)
+            )
+            print("ROW " + json.dumps(result), flush=True)
         return
+    if args.tiny:
+        args.texts, args.requests, args.concurrency = 16, 24, 2
 
     import torch
 
@@ -299,10 +306,11 @@ def main() -> None:
     names += [name for name in ("onnx", "onnx-int8") if name in passed]
     names += ["openvino"] if any(name.startswith("openvino-") for name in passed) else []
     names += ["auto"]
-    rows = []
+    rows = run_in_child(names, args) if args.tiny else []
     for i, name in enumerate(names):
-        rows.append(run_in_child(name, args))
-        print_table(rows[-1:], header=i == 0)
+        if not args.tiny:
+            rows += run_in_child([name], args)
+        print_table(rows[i : i + 1], header=i == 0)
     by_name = {r["row"]: r for r in rows}
     for r in rows:
         r["vs_pipeline_b1"] = round(r["batch1_texts_per_s"] / by_name["pipeline"]["batch1_texts_per_s"], 2)

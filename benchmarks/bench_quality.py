@@ -3,6 +3,8 @@
     make bench-quality                          # SEEDS=3 for emotion and SemEval, GO_SEEDS=3 for GoEmotions
     python benchmarks/bench_quality.py --datasets sem_eval_2018 --seeds 1 --set trainer.max_epochs=6
     python benchmarks/bench_quality.py --report-only   # rewrite docs/RESULTS.md from the records, train nothing
+    python benchmarks/bench_quality.py --datasets emotion --seeds 1 --set trainer.max_steps=4 \
+        --results /tmp/RESULTS.md --records /tmp/records --out /tmp/quality   # the smallest mode (the suite's)
 
 Each run is `python train.py experiment=<dataset>_minilm seed=<s>` in its own process, under
 outputs/quality/<name>/<dataset>/<fingerprint>/seed<s>/. When it finishes, a small record (test and validation
@@ -102,7 +104,8 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(METRICS), choices=list(METRICS))
     parser.add_argument("--seeds", type=int, default=3, help="seeds for emotion and SemEval")
     parser.add_argument("--go-seeds", type=int, default=3, help="seeds for GoEmotions (the longest)")
-    parser.add_argument("--name", default="bench", help="outputs/quality/<name>/: the runs' checkpoints and logs")
+    parser.add_argument("--name", default="bench", help="<out>/<name>/: the runs' checkpoints and logs")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "quality", help="where the runs are written")
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every run, key=value")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "RESULTS.md")
     parser.add_argument("--records", type=Path, default=ROOT / "docs" / "results", help="per-run records")
@@ -129,7 +132,7 @@ def main() -> None:
                 continue
             if record is None:
                 print(f"[{dataset} seed {seed}] training (config {fingerprint}) …", flush=True)
-                run_dir = ROOT / "outputs" / "quality" / args.name / dataset / fingerprint / f"seed{seed}"
+                run_dir = args.out / args.name / dataset / fingerprint / f"seed{seed}"
                 # The code a run trains with is the tree at its start: a long benchmark can outlive several commits.
                 started = {"commit": commit_id(), "date": f"{datetime.now():%Y-%m-%d}"}
                 run = train_one(dataset, seed, run_dir, args.set)

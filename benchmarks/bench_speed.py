@@ -2,6 +2,7 @@
 
     make bench-speed                      # emotion + go_emotions, plus one full emotion epoch
     python benchmarks/bench_speed.py --steps 20 --no-epoch --datasets emotion
+    python benchmarks/bench_speed.py --tiny   # every row kind on a random-init tiny BERT, a few steps (the suite's)
 
 Rows per dataset, each in its own process:
   ours  global   fp32  pads every text to the longest of the training set (the seed recipe's
@@ -9,9 +10,12 @@ Rows per dataset, each in its own process:
   ours  dynamic  fp32  pads each shuffled batch to its longest text
   ours  grouped  fp32  our length-grouped batches
   ours  grouped  auto  our default (`trainer.precision=auto`), where auto is not fp32 on this machine
-  hf-trainer grouped   transformers' Trainer, `train_sampling_strategy="group_by_length"`, fp32, and with
-                       bf16/fp16 where this machine has it natively — the tool people would otherwise use
-MFU is against the measured GEMM peak of the precision the row ran in. Figures are printed and saved as JSON.
+  hf-trainer grouped   transformers' Trainer at its fastest settings (HF_TRAINER_SPEED: group_by_length, fused
+                       AdamW), fp32, and with bf16/fp16 where this machine has it natively — the tool people
+                       would otherwise use; `--hf-compile` adds its `torch_compile=True` rows
+The step-count rows run `--repeats` times in alternation (A B C A B C …): each row shows the median and the spread
+(max − min over median) of its repeats. MFU is against the measured GEMM peak of the precision the row ran in.
+Figures are printed and saved as JSON.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ MODES = {
     "grouped": {"data.length_grouped": True},
 }
 FP32 = "32-true"
+# A random-init BERT of MiniLM's vocabulary, small enough that a row takes seconds: the suite's `--tiny` mode.
+TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+# The Trainer's documented speed options on a CPU/GPU step, every one on (its default optimizer is already
+# adamw_torch_fused on torch >= 2.8; named here so the printed settings say it).
+HF_TRAINER_SPEED = {"train_sampling_strategy": "group_by_length", "optim": "adamw_torch_fused"}
 
 
 class ThroughputMeter:
@@ -111,7 +120,7 @@ def training_flops(backbone) -> callable:
     return lambda n: 6 * params * n + 12 * layers * n * n * hidden
 
 
-def compose_cfg(dataset: str, overrides: dict, max_steps: int, output_dir: Path):
+def compose_cfg(dataset: str, overrides: dict, max_steps: int, output_dir: Path, tiny: bool = False):
     args = [
         f"data={dataset}",
         "logger=none",
@@ -121,8 +130,11 @@ def compose_cfg(dataset: str, overrides: dict, max_steps: int, output_dir: Path)
         "+trainer.enable_checkpointing=false",
         "+trainer.enable_progress_bar=false",
         "+trainer.num_sanity_val_steps=0",
-        "+trainer.enable_model_summary=false",
+        "trainer.enable_model_summary=false",
     ]
+    if tiny:
+        sizes = ",".join(f"{k}:{v}" for k, v in TINY_MODEL.items())
+        args += ["model.pretrained=false", f"model.config_overrides={{{sizes}}}"]
     args += [f"{k}={v}" for k, v in overrides.items()]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=args)
@@ -131,9 +143,16 @@ def compose_cfg(dataset: str, overrides: dict, max_steps: int, output_dir: Path)
     return cfg
 
 
-def run_ours(dataset, mode, precision, steps, warmup, peaks, output_dir, extra, epoch=False) -> dict:
-    overrides = dict(MODES[mode]) | {"trainer.precision": precision} | dict(item.split("=", 1) for item in extra)
-    cfg = compose_cfg(dataset, overrides, -1 if epoch else warmup + steps, output_dir)
+def step_budget(args, epoch: bool) -> int:
+    """max_steps of a row: warm-up + timed steps, or a full epoch (-1), or `--epoch-steps` of it in tiny mode."""
+    if epoch:
+        return args.epoch_steps or -1
+    return args.warmup + args.steps
+
+
+def run_ours(dataset: str, mode: str, precision: str, epoch: bool, peaks: dict, args) -> dict:
+    overrides = dict(MODES[mode]) | {"trainer.precision": precision} | dict(item.split("=", 1) for item in args.set)
+    cfg = compose_cfg(dataset, overrides, step_budget(args, epoch), args.out / "scratch", args.tiny)
     if epoch:
         with open_dict(cfg):
             cfg.trainer.max_epochs = 1
@@ -143,7 +162,7 @@ def run_ours(dataset, mode, precision, steps, warmup, peaks, output_dir, extra, 
         datamodule.pad_to_multiple_of = max(datamodule.lengths("train"))
     L.seed_everything(cfg.seed)
     module, _ = build_classifier(cfg, datamodule)
-    meter = ThroughputMeter(0 if epoch else warmup, training_flops(module.network.backbone))
+    meter = ThroughputMeter(0 if epoch else args.warmup, training_flops(module.network.backbone))
     trainer = build_trainer(cfg, callbacks=[LightningMeter(meter)], logger=False)
     trainer.fit(module, datamodule=datamodule)
     row = {"runner": "ours", "dataset": dataset, "mode": mode, "precision": str(trainer.precision)}
@@ -153,21 +172,43 @@ def run_ours(dataset, mode, precision, steps, warmup, peaks, output_dir, extra, 
     return row
 
 
-def run_hf_trainer(dataset, precision, steps, warmup, peaks, output_dir, extra, epoch=False) -> dict:
-    """transformers' Trainer on the same tokenized data, model, batch size, lr and steps, length-grouped."""
-    from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
+def hf_model(cfg, num_labels: int, multi_label: bool):
+    """transformers' classifier of the same encoder: the pretrained one, or in tiny mode the same random-init one."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    cfg = compose_cfg(dataset, dict(item.split("=", 1) for item in extra), warmup + steps, output_dir)
+    path = resolve_hub_path(cfg.model.pretrained_model_name_or_path, cfg.model.model_dir)
+    kind = {"num_labels": num_labels}
+    kind["problem_type"] = "multi_label_classification" if multi_label else "single_label_classification"
+    if cfg.model.pretrained:
+        return AutoModelForSequenceClassification.from_pretrained(path, **kind)
+    config = AutoConfig.from_pretrained(path, **kind, **(cfg.model.config_overrides or {}))
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+def hf_settings(precision: str, compiled: bool) -> dict:
+    """The Trainer's arguments that decide its speed, as printed and saved with its rows."""
+    return (
+        HF_TRAINER_SPEED
+        | {"bf16": precision == "bf16-mixed", "fp16": precision == "16-mixed"}
+        | ({"torch_compile": True} if compiled else {})
+    )
+
+
+def run_hf_trainer(dataset: str, precision: str, epoch: bool, compiled: bool, peaks: dict, args) -> dict:
+    """transformers' Trainer on the same tokenized data, model, batch size, lr and steps, at its fastest settings."""
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    output_dir = args.out / "scratch"
+    cfg = compose_cfg(
+        dataset, dict(item.split("=", 1) for item in args.set), step_budget(args, epoch), output_dir, args.tiny
+    )
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     train = datamodule.tokenized["train"]
     train = train.add_column("length", datamodule.lengths("train"))
-    model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_hub_path(cfg.model.pretrained_model_name_or_path, cfg.model.model_dir),
-        num_labels=datamodule.num_labels,
-        problem_type="multi_label_classification" if datamodule.multi_label else "single_label_classification",
-    )
-    meter = ThroughputMeter(0 if epoch else warmup, training_flops(model.base_model))
+    torch.manual_seed(cfg.seed)
+    model = hf_model(cfg, datamodule.num_labels, datamodule.multi_label)
+    meter = ThroughputMeter(0 if epoch else args.warmup, training_flops(model.base_model))
     model.register_forward_pre_hook(
         lambda m, a, kw: meter.count(kw["attention_mask"]) if m.training else None, with_kwargs=True
     )
@@ -179,52 +220,63 @@ def run_hf_trainer(dataset, precision, steps, warmup, peaks, output_dir, extra, 
         def on_step_end(self, args, state, control, **kwargs):
             meter.step_ends()
 
-    on_gpu = torch.cuda.is_available()
-    args = TrainingArguments(
+    settings = hf_settings(precision, compiled)
+    training_args = TrainingArguments(
         output_dir=str(output_dir / "hf"),
         per_device_train_batch_size=datamodule.batch_size,
         learning_rate=cfg.optimizer.lr,
         weight_decay=cfg.optimizer.weight_decay,
-        max_steps=-1 if epoch else warmup + steps,
+        max_steps=step_budget(args, epoch),
         num_train_epochs=1,
-        train_sampling_strategy="group_by_length",
-        bf16=precision == "bf16-mixed",
-        fp16=precision == "16-mixed",
-        use_cpu=not on_gpu,
+        max_grad_norm=cfg.trainer.gradient_clip_val,
+        use_cpu=not torch.cuda.is_available(),
         save_strategy="no",
         report_to="none",
         disable_tqdm=True,
         seed=cfg.seed,
+        **settings,
     )
     trainer = Trainer(
-        model=model, args=args, train_dataset=train, data_collator=datamodule.collate(), callbacks=[Meter()]
+        model=model, args=training_args, train_dataset=train, data_collator=datamodule.collate(), callbacks=[Meter()]
     )
     trainer.train()
-    row = {"runner": "hf-trainer", "dataset": dataset, "mode": "grouped", "precision": precision}
-    return row | {"batch_size": datamodule.batch_size, "optim": args.optim.value, **meter.result(peaks[precision])}
+    mode = "grouped+compile" if compiled else "grouped"
+    row = {"runner": "hf-trainer", "dataset": dataset, "mode": mode, "precision": precision, "settings": settings}
+    return row | {"batch_size": datamodule.batch_size, **meter.result(peaks[precision])}
 
 
-def run_in_child(row: str, args, peaks: dict) -> dict:
-    """Each row in a fresh process, so no row inherits another's allocator state or threads."""
-    cmd = [sys.executable, __file__, "--row", row, "--peaks", json.dumps(peaks), "--out", str(args.out)]
-    cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--set", *args.set]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("ROW ")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark row {row} failed:\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1][4:])
+def child_command(rows: list[str], args, peaks: dict) -> list[str]:
+    cmd = [sys.executable, __file__, "--row", *rows, "--peaks", json.dumps(peaks), "--out", str(args.out)]
+    cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--epoch-steps", str(args.epoch_steps)]
+    return cmd + (["--tiny"] if args.tiny else []) + ["--set", *args.set]
+
+
+def run_in_child(rows: list[str], args, peaks: dict) -> list[dict]:
+    """`rows` in a fresh process, so they inherit no other row's allocator state or threads: one row a process
+    for figures; the tiny mode runs all its rows in one (a process start costs ~10 s of imports on 2 cores)."""
+    out = subprocess.run(child_command(rows, args, peaks), capture_output=True, text=True, check=False)
+    results = [json.loads(line[4:]) for line in out.stdout.splitlines() if line.startswith("ROW ")]
+    if out.returncode != 0 or len(results) != len(rows):
+        raise RuntimeError(f"benchmark rows {', '.join(rows)} failed:\n{out.stderr[-3000:]}")
+    return results
+
+
+def run_rows(rows: list[str], args, peaks: dict) -> list[dict]:
+    """Each row's figures, in order: a process per row, or one process for all of them in tiny mode."""
+    if args.tiny:
+        return run_in_child(rows, args, peaks)
+    return [run_in_child([row], args, peaks)[0] for row in rows]
 
 
 def run_row(spec: str, args, peaks: dict) -> dict:
     runner, dataset, mode, precision, *epoch = spec.split(":")
-    scratch = args.out / "scratch"
     if runner == "hf-trainer":
-        return run_hf_trainer(dataset, precision, args.steps, args.warmup, peaks, scratch, args.set, bool(epoch))
-    return run_ours(dataset, mode, precision, args.steps, args.warmup, peaks, scratch, args.set, bool(epoch))
+        return run_hf_trainer(dataset, precision, bool(epoch), mode.endswith("+compile"), peaks, args)
+    return run_ours(dataset, mode, precision, bool(epoch), peaks, args)
 
 
-COLUMNS = ["runner", "dataset", "mode", "precision", "samples_per_s", "real_tokens_per_s", "padded_fraction", "mfu"]
-COLUMNS += ["peak_memory_mib", "seconds", "vs_global", "vs_hf_best"]
+COLUMNS = ["runner", "dataset", "mode", "precision", "samples_per_s", "spread", "real_tokens_per_s"]
+COLUMNS += ["padded_fraction", "mfu", "peak_memory_mib", "seconds", "vs_global", "vs_hf_best"]
 
 
 def print_table(rows: list[dict], header: bool = True) -> None:
@@ -235,11 +287,13 @@ def print_table(rows: list[dict], header: bool = True) -> None:
         print("  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(COLUMNS, widths)), flush=True)
 
 
-def measure_peaks(hw: Hardware, on_gpu: bool) -> dict[str, float]:
-    """GEMM peaks (GFLOP/s) per Lightning precision; bf16 on an emulating CPU is measured small, to show it."""
-    peaks = {FP32: gemm_peak_gflops(torch.float32)}
+def measure_peaks(hw: Hardware, on_gpu: bool, quick: bool = False) -> dict[str, float]:
+    """GEMM peaks (GFLOP/s) per Lightning precision; bf16 on an emulating CPU is measured small, to show it.
+    `quick` (tiny mode): one small size, a rough figure."""
+    sizes = {"sizes": (512,), "repeats": 3} if quick else {}
+    peaks = {FP32: gemm_peak_gflops(torch.float32, **sizes)}
     if bf16_native(hw, on_gpu):
-        peaks["bf16-mixed"] = gemm_peak_gflops(torch.bfloat16)
+        peaks["bf16-mixed"] = gemm_peak_gflops(torch.bfloat16, **sizes)
     else:
         peaks["bf16-mixed"] = gemm_peak_gflops(torch.bfloat16, sizes=(256,), repeats=2)
     if on_gpu:
@@ -247,16 +301,27 @@ def measure_peaks(hw: Hardware, on_gpu: bool) -> dict[str, float]:
     return {k: round(v, 1) for k, v in peaks.items()}
 
 
-def plan_rows(datasets: list[str], modes: list[str], default: str, native_half: bool) -> list[str]:
+def plan_rows(datasets: list[str], modes: list[str], default: str, native_half: bool, hf_compile: bool) -> list[str]:
+    hf_modes = ["grouped", "grouped+compile"] if hf_compile else ["grouped"]
     rows = []
     for dataset in datasets:
         rows += [f"ours:{dataset}:{mode}:{FP32}" for mode in modes]
         if default != FP32:
             rows.append(f"ours:{dataset}:grouped:{default}")
-        rows.append(f"hf-trainer:{dataset}:grouped:{FP32}")
+        rows += [f"hf-trainer:{dataset}:{mode}:{FP32}" for mode in hf_modes]
         if native_half:
-            rows.append(f"hf-trainer:{dataset}:grouped:{default}")
+            rows += [f"hf-trainer:{dataset}:{mode}:{default}" for mode in hf_modes]
     return rows
+
+
+def median_row(repeats: list[dict]) -> dict:
+    """The repeat of median speed, with the spread of all repeats: (max − min) / median samples/s."""
+    ranked = sorted(repeats, key=lambda r: r["samples_per_s"])
+    row = dict(ranked[(len(ranked) - 1) // 2])
+    rates = [r["samples_per_s"] for r in ranked]
+    row["repeats"] = rates
+    row["spread"] = f"±{(rates[-1] - rates[0]) / 2 / row['samples_per_s']:.1%}" if len(rates) > 1 else ""
+    return row
 
 
 def compare(rows: list[dict], row: dict) -> None:
@@ -264,9 +329,32 @@ def compare(rows: list[dict], row: dict) -> None:
     base = next((r for r in same if r["runner"] == "ours" and r["mode"] == "global"), None)
     if base and row is not base:
         row["vs_global"] = round(row["samples_per_s"] / base["samples_per_s"], 2)
-    hf = [r for r in same if r["runner"] == "hf-trainer"]
+    hf = [r for r in same if r["runner"] == "hf-trainer" and r["precision"] == row["precision"]]
     if hf and row["runner"] == "ours":
         row["vs_hf_best"] = round(row["samples_per_s"] / max(r["samples_per_s"] for r in hf), 2)
+
+
+def print_machine(machine: dict, hw: Hardware, peaks: dict, emulated: bool) -> None:
+    print(
+        f"processor: {machine['processor']}  ({hw.summary()}, {machine['threads']} threads, torch {torch.__version__})"
+    )
+    shown = ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items())
+    print(f"GEMM peak GFLOP/s: {shown}" + (" (bf16 emulated)" if emulated else ""))
+    print(f"default precision (auto): {machine['default_precision']} — {machine['reason']}")
+    settings = ", ".join(f"{k}={v}" for k, v in HF_TRAINER_SPEED.items())
+    print(f"HF Trainer settings: {settings}, bf16/fp16 where native (its best on this machine)\n")
+
+
+def run_epochs(args, default: str, peaks: dict) -> list[dict]:
+    """One full emotion epoch of ours and of the Trainer: the same data for both, no luck of the draw in lengths."""
+    runners = ["ours"] + ([] if args.no_hf else ["hf-trainer"])
+    print(f"\none full emotion epoch, grouped, {default}:")
+    epochs = run_rows([f"{runner}:emotion:grouped:{default}:epoch" for runner in runners], args, peaks)
+    for runner, last in zip(runners, epochs):
+        print(f"  {runner:<10} {last['steps']} steps  {last['seconds']:.1f} s  {last['samples_per_s']} samples/s")
+    if len(epochs) == 2:
+        print(f"  ours / hf-trainer: {epochs[0]['samples_per_s'] / epochs[1]['samples_per_s']:.2f}×")
+    return epochs
 
 
 def main() -> None:
@@ -275,56 +363,53 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each step-count row, in alternation")
     parser.add_argument("--no-epoch", action="store_true", help="skip the full emotion epoch")
+    parser.add_argument("--epoch-steps", type=int, default=0, help=argparse.SUPPRESS)  # tiny: an epoch's first N
     parser.add_argument("--no-hf", action="store_true", help="skip the HF Trainer reference rows")
+    parser.add_argument("--hf-compile", action="store_true", help="add the Trainer's torch_compile=True rows")
+    parser.add_argument(
+        "--tiny", action="store_true", help="a random-init tiny BERT, 2 steps, 2 repeats, 3 epoch steps"
+    )
     parser.add_argument("--set", nargs="*", default=[], help="extra config overrides for every row, key=value")
-    parser.add_argument("--row", help=argparse.SUPPRESS)  # runner:dataset:mode:precision[:epoch], in a child
+    parser.add_argument("--row", nargs="+", help=argparse.SUPPRESS)  # runner:dataset:mode:precision[:epoch] …
     parser.add_argument("--peaks", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
     args = parser.parse_args()
     logging.disable(logging.INFO)
-    if args.row:
-        print("ROW " + json.dumps(run_row(args.row, args, json.loads(args.peaks))))
+    if args.row:  # in a child
+        for row in args.row:
+            print("ROW " + json.dumps(run_row(row, args, json.loads(args.peaks))), flush=True)
         return
+    if args.tiny:
+        args.steps, args.warmup, args.repeats, args.epoch_steps = 2, 1, 2, 3
 
     hw, on_gpu = Hardware.detect(), uses_gpu("auto")
     default, reason = choose_precision(hw, on_gpu)
-    peaks = measure_peaks(hw, on_gpu)
+    peaks = measure_peaks(hw, on_gpu, quick=args.tiny)
     machine = {"processor": processor_name(), "capabilities": hw.summary(), "threads": torch.get_num_threads()}
     machine |= {"gemm_peak_gflops": peaks, "default_precision": default, "reason": reason, "torch": torch.__version__}
-    print(
-        f"processor: {machine['processor']}  ({hw.summary()}, {machine['threads']} threads, torch {torch.__version__})"
-    )
-    print(
-        "GEMM peak GFLOP/s: "
-        + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items())
-        + ("" if bf16_native(hw, on_gpu) else " (bf16 emulated)")
-    )
-    print(f"default precision (auto): {default} — {reason}\n")
-    specs = plan_rows(args.datasets, args.modes, default, default != FP32)
+    print_machine(machine, hw, peaks, not bf16_native(hw, on_gpu))
+    specs = plan_rows(args.datasets, args.modes, default, default != FP32, args.hf_compile)
     if args.no_hf:
         specs = [s for s in specs if not s.startswith("hf-trainer")]
-    rows = []
-    for i, spec in enumerate(specs):
-        rows.append(run_in_child(spec, args, peaks))
-        print_table(rows[-1:], header=i == 0)
+    runs: dict[str, list[dict]] = {spec: [] for spec in specs}
+    order = [spec for _ in range(args.repeats) for spec in specs]  # A B C … A B C …: a slow minute hits all alike
+    done = run_rows(order, args, peaks) if args.tiny else None
+    for i, spec in enumerate(order):
+        runs[spec].append(done[i] if done else run_in_child([spec], args, peaks)[0])
+        repeat = i // len(specs) + 1
+        print(f"  [{repeat}/{args.repeats}] {spec}: {runs[spec][-1]['samples_per_s']} samples/s", flush=True)
+    rows = [median_row(repeats) for repeats in runs.values()]
     for row in rows:
         compare(rows, row)
-    epochs = []
-    if not args.no_epoch:  # the same data for both: no luck of the draw in which lengths were sampled
-        runners = ["ours"] + ([] if args.no_hf else ["hf-trainer"])
-        print(f"\none full emotion epoch, grouped, {default}:")
-        for runner in runners:
-            epochs.append(run_in_child(f"{runner}:emotion:grouped:{default}:epoch", args, peaks))
-            last = epochs[-1]
-            print(f"  {runner:<10} {last['steps']} steps  {last['seconds']:.0f} s  {last['samples_per_s']} samples/s")
-        if len(epochs) == 2:
-            print(f"  ours / hf-trainer: {epochs[1]['seconds'] / epochs[0]['seconds']:.2f}×")
+    epochs = [] if args.no_epoch else run_epochs(args, default, peaks)
     print()
     print_table(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"speed_{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
-    path.write_text(json.dumps({"machine": machine, "rows": rows, "emotion_epoch": epochs}, indent=2))
+    record = {"machine": machine, "hf_trainer_settings": HF_TRAINER_SPEED, "rows": rows, "emotion_epoch": epochs}
+    path.write_text(json.dumps(record, indent=2))
     print(f"saved {path}")
 
 

@@ -1,4 +1,5 @@
-"""make bench-quality's records: reused only for the same preset config, and a partial RESULTS.md that says so."""
+"""make bench-quality's records: reused only for the same preset config, and a partial RESULTS.md that says so;
+its smallest mode end to end."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from tests.conftest import CONF, ROOT
+from tests.test_cli import tiny_args
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_quality import load_record, preset_fingerprint  # noqa: E402
@@ -88,3 +90,23 @@ def test_report_only_writes_the_page_from_matching_records_and_trains_nothing(tm
     assert "| 0 | 0.9400 | 0.9000 |" in text and "0.5000" not in text  # the old config's record is left out
     assert "Incomplete: seeds [1, 2] not run yet" in text
     assert "SemEval" in text and "GoEmotions" in text
+
+
+def test_smallest_mode_trains_records_and_resumes_without_training_again(tmp_path, tiny_models, tiny_mirror):
+    """bench_quality's smallest mode end to end: one tiny preset run in its own train.py process, its record, the
+    page; a second call reuses the record and trains nothing (the benchmark resumes)."""
+    records, page, out = tmp_path / "records", tmp_path / "RESULTS.md", tmp_path / "quality"
+    tiny = [a for a in tiny_args(tiny_models, tiny_mirror) if not a.startswith("callbacks.")] + ["trainer.max_steps=4"]
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_quality.py"), "--datasets", "emotion", "--seeds", "1"]
+    command += ["--records", str(records), "--results", str(page), "--out", str(out), "--set", *tiny]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[emotion seed 0] training" in done.stdout
+    saved = json.loads((records / "emotion" / "seed0.json").read_text())
+    assert saved["fingerprint"] == preset_fingerprint("emotion", tiny) and 0 <= saved["metrics"]["test/accuracy"] <= 1
+    assert saved["wall_seconds"] > 0 and saved["processor"]
+    assert list(out.glob("bench/emotion/*/seed0/metrics.json"))
+    assert f"| 0 | {saved['metrics']['test/accuracy']:.4f} |" in page.read_text()
+    again = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "training" not in again.stdout and "[emotion seed 0]" in again.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from datasets import load_dataset
@@ -29,6 +30,7 @@ def test_overfit_one_batch(family, tiny_cfg):
         "data.batch_size=12",
         family=family,
     )
+    L.seed_everything(cfg.seed)  # the head's initial weights and the dropout masks, whichever tests ran before
     module, datamodule = classifier_and_data(cfg)
     batch = next(iter(datamodule.train_dataloader()))
     module.train()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+from emo_lightning.models.dropout import use_fast_dropout
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hub import not_found_hint, resolve_hub_path
 
@@ -41,6 +42,8 @@ def load_backbone(
     tokenizer: PreTrainedTokenizerBase | None = None,
     attn_implementation: str | None = None,
     trust_remote_code: bool = False,
+    freeze_word_embeddings: bool = False,
+    fast_dropout: bool = True,
 ) -> PreTrainedModel:
     """Return the encoder (`AutoModel`) named by `pretrained_model_name_or_path`.
 
@@ -55,6 +58,10 @@ def load_backbone(
         attn_implementation: `sdpa`, `eager`, …; None keeps transformers' choice (SDPA where the model has it).
         trust_remote_code: run Python files that come with the checkpoint (`auto_map`); off: only
             transformers' own architectures load.
+        freeze_word_embeddings: keep the token-embedding table as pretrained: no dense (vocab × hidden) gradient
+            to zero, clip and update every step, when a batch touches a few hundred of its rows.
+        fast_dropout: the encoder's `nn.Dropout` modules draw their masks from 16-bit random numbers
+            (`dropout.FastDropout`: the same distribution, a third of the RNG time); false keeps torch's.
     """
     overrides = dict(config_overrides or {})
     pretrained_model_name_or_path = encoder_of(pretrained_model_name_or_path)
@@ -80,6 +87,10 @@ def load_backbone(
         model = AutoModel.from_config(config, **code)
         log.info("random-init %s: %.1fM parameters", type(model).__name__, model.num_parameters() / 1e6)
     _freeze_unused_pooler(model)
+    if freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    if fast_dropout:
+        use_fast_dropout(model)
     return model.train()  # from_pretrained returns eval mode; dropout must be on for fine-tuning
 
 

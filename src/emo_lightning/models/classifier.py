@@ -10,6 +10,7 @@ from torch import nn
 from torch.amp.grad_scaler import OptState
 from torchmetrics import MeanMetric
 
+from emo_lightning.models.clipping import clip_grad_norm
 from emo_lightning.models.metrics import build_metrics, headline_metric
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.models.param_groups import ParameterGroups
@@ -112,17 +113,18 @@ class EmotionClassifier(L.LightningModule):
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """Clip the true gradients under any precision, fused optimizers included (Lightning refuses
-        fused + mixed-precision clipping because of fp16 loss scaling; we unscale first instead)."""
+        fused + mixed-precision clipping because of fp16 loss scaling; we unscale first instead). By norm, the
+        factor goes into a fused optimizer's own step (`clipping.clip_grad_norm`): no extra pass over the gradients."""
         if not gradient_clip_val:
             return
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
         if scaler is not None and not already_unscaled(scaler, optimizer):
             scaler.unscale_(optimizer)  # 16-mixed, fused: the scaler's step then skips its own unscaling
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if gradient_clip_algorithm == "value":
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
             torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
         else:
-            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            clip_grad_norm(optimizer, gradient_clip_val)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.param_groups(self.network))

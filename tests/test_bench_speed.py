@@ -1,0 +1,59 @@
+"""`bench_speed.py --tiny`: every row kind (our batching modes and precisions, the HF Trainer's, the full-epoch
+pair) runs end to end in a child process on a random-init tiny BERT, so a config change cannot break
+`make bench-speed` unseen (a `+key` for a key conf/ already had once did); `bench_levers.py --tiny` likewise."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT, require_shared
+
+
+def test_tiny_bench_speed_runs_every_row_kind(tmp_path, tiny_mirror):
+    models = require_shared("models")
+    env = os.environ | {"EMO_MODEL_DIR": str(models), "EMO_DATA_DIR": str(tiny_mirror)}
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_speed.py"), "--tiny", "--datasets", "go_emotions"]
+    out = subprocess.run(command + ["--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "processor:" in out.stdout and "GEMM peak GFLOP/s: 32-true" in out.stdout
+    assert "HF Trainer settings: train_sampling_strategy=group_by_length, optim=adamw_torch_fused" in out.stdout
+
+    (saved,) = tmp_path.glob("speed_*.json")
+    record = json.loads(saved.read_text())
+    default = record["machine"]["default_precision"]
+    kinds = {(r["runner"], r["mode"], r["precision"]) for r in record["rows"]}
+    expected = {("ours", mode, "32-true") for mode in ("global", "dynamic", "grouped")}
+    expected |= {("hf-trainer", "grouped", "32-true"), ("ours", "grouped", default), ("hf-trainer", "grouped", default)}
+    assert kinds == expected
+    for row in record["rows"]:
+        assert row["dataset"] == "go_emotions" and row["steps"] == 2 and row["samples_per_s"] > 0
+        assert len(row["repeats"]) == 2 and row["spread"].startswith("±")  # two runs in alternation
+        if row["runner"] == "ours":
+            assert row["vs_hf_best"] > 0  # beside the Trainer's row of the same precision
+        else:
+            assert row["settings"]["optim"] == "adamw_torch_fused"
+    # ours pads each batch to its longest text, the global row to the longest of the whole training set
+    by_mode = {r["mode"]: r for r in record["rows"] if r["runner"] == "ours" and r["precision"] == "32-true"}
+    assert by_mode["global"]["padded_fraction"] > by_mode["grouped"]["padded_fraction"]
+    assert [r["runner"] for r in record["emotion_epoch"]] == ["ours", "hf-trainer"]
+    assert all(r["steps"] >= 2 and r["precision"] == default for r in record["emotion_epoch"])
+
+
+def test_tiny_bench_levers_alternates_every_variant(tmp_path, tiny_mirror):
+    models = require_shared("models")
+    env = os.environ | {"EMO_MODEL_DIR": str(models), "EMO_DATA_DIR": str(tiny_mirror)}
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_levers.py"), "--tiny", "--profile", "all"]
+    out = subprocess.run(command + ["--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "processor:" in out.stdout and "GEMM peak GFLOP/s: 32-true" in out.stdout
+    (saved,) = tmp_path.glob("levers_*.json")
+    record = json.loads(saved.read_text())
+    rows = {r["variant"]: r for r in record["rows"]}
+    assert list(rows) == ["today", "clip-in-adamw", "fast-dropout", "frozen-embeddings", "all"]
+    assert rows["today"]["speedup"] == 1.0
+    assert all(len(r["rounds_ms"]) == 2 and r["ms_per_step"] > 0 for r in rows.values())
+    (profile,) = record["profiles"]
+    assert profile.startswith("profile of all over 2 steps") and "_fused_adamw_" in profile

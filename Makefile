@@ -14,7 +14,7 @@ ifneq ($(wildcard $(SHARED)/models),)
 export EMO_MODEL_DIR ?= $(SHARED)/models
 endif
 
-.PHONY: help install train test test-precision test-all lint format clean bench-speed bench-levers bench-quality bench-infer wandb-sync
+.PHONY: help install train test test-precision test-all lint format clean bench-speed bench-levers bench-train bench-quality bench-infer wandb-sync
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ bench-speed:  ## training throughput: batching modes, precisions, the HF Trainer
 
 bench-levers:  ## ms/step of the training step's levers (frozen embeddings, clipping in AdamW, …) alternated in one process
 	$(PY) benchmarks/bench_levers.py $(ARGS)
+
+bench-train:  ## make train end to end beside an HF Trainer script doing the same work, alternated (~1 h on 2 CPU cores)
+	$(PY) benchmarks/bench_train.py $(ARGS)
 
 bench-infer:  ## inference texts/s, p50/p99 and accuracy: pipeline() vs our backends, then the service's load test; RUN=<run>
 	$(PY) benchmarks/bench_infer.py $(if $(RUN),--run $(RUN)) $(ARGS)

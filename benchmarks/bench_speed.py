@@ -252,20 +252,12 @@ def child_command(rows: list[str], args, peaks: dict) -> list[str]:
 
 
 def run_in_child(rows: list[str], args, peaks: dict) -> list[dict]:
-    """`rows` in a fresh process, so they inherit no other row's allocator state or threads: one row a process
-    for figures; the tiny mode runs all its rows in one (a process start costs ~10 s of imports on 2 cores)."""
+    """`rows` in a fresh process, so they inherit no other process's allocator state or threads."""
     out = subprocess.run(child_command(rows, args, peaks), capture_output=True, text=True, check=False)
     results = [json.loads(line[4:]) for line in out.stdout.splitlines() if line.startswith("ROW ")]
     if out.returncode != 0 or len(results) != len(rows):
         raise RuntimeError(f"benchmark rows {', '.join(rows)} failed:\n{out.stderr[-3000:]}")
     return results
-
-
-def run_rows(rows: list[str], args, peaks: dict) -> list[dict]:
-    """Each row's figures, in order: a process per row, or one process for all of them in tiny mode."""
-    if args.tiny:
-        return run_in_child(rows, args, peaks)
-    return [run_in_child([row], args, peaks)[0] for row in rows]
 
 
 def run_row(spec: str, args, peaks: dict) -> dict:
@@ -345,12 +337,16 @@ def print_machine(machine: dict, hw: Hardware, peaks: dict, emulated: bool) -> N
     print(f"HF Trainer settings: {settings}, bf16/fp16 where native (its best on this machine)\n")
 
 
-def run_epochs(args, default: str, peaks: dict) -> list[dict]:
+def epoch_specs(args, default: str) -> list[str]:
     """One full emotion epoch of ours and of the Trainer: the same data for both, no luck of the draw in lengths."""
     runners = ["ours"] + ([] if args.no_hf else ["hf-trainer"])
+    return [] if args.no_epoch else [f"{runner}:emotion:grouped:{default}:epoch" for runner in runners]
+
+
+def run_epochs(specs: list[str], measure, default: str) -> list[dict]:
     print(f"\none full emotion epoch, grouped, {default}:")
-    epochs = run_rows([f"{runner}:emotion:grouped:{default}:epoch" for runner in runners], args, peaks)
-    for runner, last in zip(runners, epochs):
+    epochs = [measure(spec) for spec in specs]
+    for runner, last in zip((spec.split(":")[0] for spec in specs), epochs):
         print(f"  {runner:<10} {last['steps']} steps  {last['seconds']:.1f} s  {last['samples_per_s']} samples/s")
     if len(epochs) == 2:
         print(f"  ours / hf-trainer: {epochs[0]['samples_per_s'] / epochs[1]['samples_per_s']:.2f}×")
@@ -395,15 +391,21 @@ def main() -> None:
         specs = [s for s in specs if not s.startswith("hf-trainer")]
     runs: dict[str, list[dict]] = {spec: [] for spec in specs}
     order = [spec for _ in range(args.repeats) for spec in specs]  # A B C … A B C …: a slow minute hits all alike
-    done = run_rows(order, args, peaks) if args.tiny else None
+    epochs = epoch_specs(args, default)
+    # a process per row for figures; the tiny mode runs every row in one (a start costs ~10 s of imports)
+    done = iter(run_in_child(order + epochs, args, peaks)) if args.tiny else None
+
+    def measure(spec: str) -> dict:
+        return next(done) if done else run_in_child([spec], args, peaks)[0]
+
     for i, spec in enumerate(order):
-        runs[spec].append(done[i] if done else run_in_child([spec], args, peaks)[0])
+        runs[spec].append(measure(spec))
         repeat = i // len(specs) + 1
         print(f"  [{repeat}/{args.repeats}] {spec}: {runs[spec][-1]['samples_per_s']} samples/s", flush=True)
     rows = [median_row(repeats) for repeats in runs.values()]
     for row in rows:
         compare(rows, row)
-    epochs = [] if args.no_epoch else run_epochs(args, default, peaks)
+    epochs = run_epochs(epochs, measure, default) if epochs else []
     print()
     print_table(rows)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -131,17 +131,17 @@ def test_backend_refusals_are_one_line(tmp_path, tiny_models, backend, precision
 def test_predict_script_takes_the_backend(exported):
     run_dir, report = exported
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    answers = {}
+    answers, text = {}, "i am thrilled and happy about today"  # a training text: no near tie for int8 to flip
     (openvino,) = report["openvino"]
     if not openvino["passed"]:  # bf16 flipped too many near ties of this tiny model: refused, with the reason
         with pytest.raises(ConfigError, match="backend=openvino failed its parity check at export"):
             EmotionPredictor.from_run(run_dir, backend="openvino")
     for backend in ("onnx", "onnx-int8") + (("openvino",) if openvino["passed"] else ()):  # the same path, in-process
         predictor = EmotionPredictor.from_run(run_dir, backend=backend)
-        answers[backend] = predictor.spec.label_names[int(predictor.predict_proba(["i am so happy today"]).argmax())]
+        answers[backend] = predictor.spec.label_names[int(predictor.predict_proba([text]).argmax())]
     for backend in ("torch", "auto"):  # the script itself, with the backend it is given
         result = subprocess.run(
-            [sys.executable, "predict.py", f"run_dir={run_dir}", "text=i am so happy today", f"backend={backend}"],
+            [sys.executable, "predict.py", f"run_dir={run_dir}", f"text={text}", f"backend={backend}"],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -150,7 +150,7 @@ def test_predict_script_takes_the_backend(exported):
         )
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
-        answers[backend] = lines[lines.index("i am so happy today") + 1].split()[0]  # the top label
+        answers[backend] = lines[lines.index(text) + 1].split()[0]  # the top label
     assert len(set(answers.values())) == 1, answers
 
 

@@ -56,4 +56,22 @@ def test_tiny_bench_levers_alternates_every_variant(tmp_path, tiny_mirror):
     assert rows["today"]["speedup"] == 1.0
     assert all(len(r["rounds_ms"]) == 2 and r["ms_per_step"] > 0 for r in rows.values())
     (profile,) = record["profiles"]
-    assert profile.startswith("profile of all over 2 steps") and "_fused_adamw_" in profile
+    assert (
+        profile.startswith("profile of all over 2 steps") and "aten::" in profile and "Self CPU time total" in profile
+    )
+
+
+def test_tiny_bench_train_times_ours_and_the_hf_trainer_script_to_their_done_lines(tmp_path, tiny_mirror):
+    models = require_shared("models")
+    env = os.environ | {"EMO_MODEL_DIR": str(models), "EMO_DATA_DIR": str(tiny_mirror)}
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--tiny", "--out", str(tmp_path)]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (saved,) = tmp_path.glob("train_*.json")
+    record = json.loads(saved.read_text())
+    for runner in ("ours", "hf-trainer"):
+        (run,) = record["runs"][runner]
+        assert run["seconds"] > 0 and 0 <= run["test_accuracy"] <= 1 and run["line"].startswith("done:")
+    assert list(tmp_path.glob("train_*/hf-trainer-0/model/config.json"))  # the script saved its model
+    assert list(tmp_path.glob("train_*/ours-0/model/classifier.json"))
+    assert "end to end (median): ours" in out.stdout

@@ -221,7 +221,7 @@ def test_multirun_is_one_wandb_group_of_named_tagged_runs_that_make_syncs(tmp_pa
         "train.py",
         "-m",
         "loss=bce,focal",
-        "head=mlp",
+        "head=linear,mlp",
         "data=sem_eval_2018",
         "logger=wandb",
         "logger.wandb.tags=[smoke]",

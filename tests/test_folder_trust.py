@@ -4,6 +4,7 @@ by every script that opens it, and the callable never runs (its marker file neve
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -119,6 +120,27 @@ def test_bench_infer_refuses_a_tampered_run_before_any_row(run_copy, tmp_path):
     assert not marker.exists()
     assert out.returncode == 2 and "classifier.json names head 'pathlib.Path.touch'" in out.stderr, out.stderr
     assert not (run_copy / "onnx").exists()  # refused before the export it would otherwise start
+
+
+def test_bench_infer_smallest_mode_runs_every_row_and_the_service_on_a_sound_run(run_copy, tiny_mirror, tmp_path):
+    """bench_infer end to end on the tiny run: the export it makes first, every row (one process in --tiny), the
+    verdict lines and the service's load test — so `make bench-infer` cannot break unseen."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_infer.py"), "--run", str(run_copy), "--tiny"]
+    env = os.environ | {"EMO_DATA_DIR": str(tiny_mirror)}
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path / "bench")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "machine:" in done.stdout and "auto / pipeline at batch 64" in done.stdout
+    (saved,) = (tmp_path / "bench").glob("infer_*.json")
+    report = json.loads(saved.read_text())
+    rows = {r["row"]: r for r in report["rows"]}
+    assert {"pipeline", "torch-fp32", "onnx", "auto"} <= set(rows)
+    assert all(r["batch1_texts_per_s"] > 0 and r["batch64_texts_per_s"] > 0 for r in rows.values())
+    assert report["texts"] == 16 and rows["auto"]["accuracy"] is not None
+    service = report["service"]
+    assert service["server_errors"] == 0 and service["problems"] == 0, service["problem_examples"]
+    assert sum(service["status_counts"].values()) == 24 and "no answer" not in service["status_counts"]
 
 
 @pytest.mark.parametrize(

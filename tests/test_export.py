@@ -178,6 +178,7 @@ def test_the_script_prints_one_line_for_a_bad_run_dir(tmp_path):
     ]
 
 
+@pytest.mark.slow  # 45 s on 2 cores: the tiny exports above check parity and int8 refusal by the same code
 def test_minilm_export_fuses_attention_and_keeps_fp32_answers(tmp_path):
     """The real MiniLM: the BERT optimizer fuses every layer; fp32 ONNX matches PyTorch on real tweets, and int8
     that changes decisions is refused."""

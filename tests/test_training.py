@@ -25,7 +25,7 @@ def test_overfit_one_batch(family, tiny_cfg):
         "debug=overfit",
         "logger=none",
         "trainer.overfit_batches=1",
-        "trainer.max_epochs=30",
+        "trainer.max_epochs=40",
         "optimizer.lr=3e-3",
         "data.batch_size=12",
         family=family,

@@ -1,6 +1,6 @@
 """`bench_speed.py --tiny`: every row kind (our batching modes and precisions, the HF Trainer's, the full-epoch
 pair) runs end to end in a child process on a random-init tiny BERT, so a config change cannot break
-`make bench-speed` unseen (a `+key` for a key conf/ already had once did); `bench_levers.py --tiny` likewise."""
+`make bench-speed` unseen (a `+key` for a key conf/ already had once did); bench_levers and bench_train likewise."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ import sys
 from tests.conftest import ROOT, require_shared
 
 
+def run_tiny(script: str, out_dir, tiny_mirror, *extra: str) -> subprocess.CompletedProcess:
+    """`benchmarks/<script> --tiny` on the tiny mirror's data and MiniLM's tokenizer and config, writing to out_dir."""
+    env = os.environ | {"EMO_MODEL_DIR": str(require_shared("models")), "EMO_DATA_DIR": str(tiny_mirror)}
+    command = [sys.executable, str(ROOT / "benchmarks" / script), "--tiny", *extra, "--out", str(out_dir)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
 def test_tiny_bench_speed_runs_every_row_kind(tmp_path, tiny_mirror):
-    models = require_shared("models")
-    env = os.environ | {"EMO_MODEL_DIR": str(models), "EMO_DATA_DIR": str(tiny_mirror)}
-    command = [sys.executable, str(ROOT / "benchmarks" / "bench_speed.py"), "--tiny", "--datasets", "go_emotions"]
-    out = subprocess.run(command + ["--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    out = run_tiny("bench_speed.py", tmp_path, tiny_mirror, "--datasets", "go_emotions")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "processor:" in out.stdout and "GEMM peak GFLOP/s: 32-true" in out.stdout
     assert "HF Trainer settings: train_sampling_strategy=group_by_length, optim=adamw_torch_fused" in out.stdout
@@ -43,10 +47,7 @@ def test_tiny_bench_speed_runs_every_row_kind(tmp_path, tiny_mirror):
 
 
 def test_tiny_bench_levers_alternates_every_variant(tmp_path, tiny_mirror):
-    models = require_shared("models")
-    env = os.environ | {"EMO_MODEL_DIR": str(models), "EMO_DATA_DIR": str(tiny_mirror)}
-    command = [sys.executable, str(ROOT / "benchmarks" / "bench_levers.py"), "--tiny", "--profile", "all"]
-    out = subprocess.run(command + ["--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    out = run_tiny("bench_levers.py", tmp_path, tiny_mirror, "--profile", "all")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "processor:" in out.stdout and "GEMM peak GFLOP/s: 32-true" in out.stdout
     (saved,) = tmp_path.glob("levers_*.json")
@@ -62,10 +63,7 @@ def test_tiny_bench_levers_alternates_every_variant(tmp_path, tiny_mirror):
 
 
 def test_tiny_bench_train_times_ours_and_the_hf_trainer_script_to_their_done_lines(tmp_path, tiny_mirror):
-    models = require_shared("models")
-    env = os.environ | {"EMO_MODEL_DIR": str(models), "EMO_DATA_DIR": str(tiny_mirror)}
-    command = [sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--tiny", "--out", str(tmp_path)]
-    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    out = run_tiny("bench_train.py", tmp_path, tiny_mirror)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (saved,) = tmp_path.glob("train_*.json")
     record = json.loads(saved.read_text())

@@ -21,7 +21,7 @@ OmegaConf.register_new_resolver("analysis_subject", output_subject, replace=True
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from emo_lightning.cli import exit_on_bad_input  # imported after Hydra parsed the command line
+    from emo_lightning.cli.runner import exit_on_bad_input  # imported after Hydra parsed the command line
 
     with exit_on_bad_input():  # one line and exit 2 for bad input, before anything is written
         run = task_function(cfg.task)
@@ -31,8 +31,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from emo_lightning.cli import run_cli
-    from emo_lightning.help_pages import help_on_request
+    from emo_lightning.cli.pages import help_on_request
+    from emo_lightning.cli.runner import run_cli
 
     help_on_request(__file__)  # --help: the page of conf/ for people (Hydra's own: --hydra-help)
 

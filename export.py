@@ -12,7 +12,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    from emo_lightning.cli import exit_on_bad_input
+    from emo_lightning.cli.runner import exit_on_bad_input
     from emo_lightning.inference.onnx_export import export_run
     from emo_lightning.utils.console import quiet_libraries
 
@@ -31,8 +31,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from emo_lightning.cli import run_cli
-    from emo_lightning.help_pages import help_on_request
+    from emo_lightning.cli.pages import help_on_request
+    from emo_lightning.cli.runner import run_cli
 
     help_on_request(__file__)  # --help: the page of conf/ for people (Hydra's own: --hydra-help)
 

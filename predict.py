@@ -57,7 +57,7 @@ def predict_rules() -> dict:
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     # imported here, after Hydra parsed the command line (fast --help and errors); nothing below imports Lightning
-    from emo_lightning.cli import exit_on_bad_input
+    from emo_lightning.cli.runner import exit_on_bad_input
     from emo_lightning.inference.predictor import EmotionPredictor
 
     texts = ([cfg.text] if cfg.text else []) + list(cfg.texts)
@@ -79,8 +79,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from emo_lightning.cli import run_cli
-    from emo_lightning.help_pages import help_on_request
+    from emo_lightning.cli.pages import help_on_request
+    from emo_lightning.cli.runner import run_cli
 
     help_on_request(__file__)  # --help: the page of conf/ for people (Hydra's own: --hydra-help)
 

@@ -15,7 +15,7 @@ log = logging.getLogger("emo_lightning.serve")
 @hydra.main(version_base="1.3", config_path="conf", config_name="serve")
 def main(cfg: DictConfig) -> None:
     # imported after Hydra parsed the command line: settings and the port are checked before torch loads
-    from emo_lightning.cli import exit_on_bad_input
+    from emo_lightning.cli.runner import exit_on_bad_input
     from emo_lightning.serving.settings import ServeSettings, bind_socket
 
     with exit_on_bad_input():  # one line and exit 2 for bad input, before anything serves
@@ -54,8 +54,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from emo_lightning.cli import run_cli
-    from emo_lightning.help_pages import help_on_request
+    from emo_lightning.cli.pages import help_on_request
+    from emo_lightning.cli.runner import run_cli
 
     help_on_request(__file__)  # --help: the page of conf/ for people (Hydra's own: --hydra-help)
 

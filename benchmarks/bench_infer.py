@@ -165,7 +165,7 @@ def newest_emotion_run() -> Path:
 def check_run_folder(run_dir: Path) -> None:
     """Exit 2 with one line when the run's model/ folder names anything outside our registries (its head by key,
     no remote code), before any row loads it: the same check as predict.py, export.py and serve.py."""
-    from emo_lightning.models.export import read_spec
+    from emo_lightning.models.folder import read_spec
     from emo_lightning.utils.errors import ConfigError
 
     try:

@@ -22,7 +22,7 @@ from emo_lightning.models.calibration import (
     fit_temperatures,
     folded_head_weights,
 )
-from emo_lightning.models.export import ClassifierSpec, load_model_dir, read_spec, save_model_dir
+from emo_lightning.models.folder import ClassifierSpec, load_model_dir, read_spec, save_model_dir
 from emo_lightning.models.thresholds import fallback_labels
 from emo_lightning.train import train
 from emo_lightning.utils.errors import ConfigError

@@ -261,7 +261,7 @@ def test_wandb_fields_of_an_experiment_multirun_job_and_of_a_single_run(tmp_path
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict, read_write
 
-    from emo_lightning.loggers import hydra_run_fields
+    from emo_lightning.training.loggers import hydra_run_fields
 
     sweep = tmp_path / "2024-01-02_03-04-05"
     overrides = ["experiment=sem_eval_2018_minilm", f"model.pretrained_model_name_or_path={tmp_path}/models/bert/"]

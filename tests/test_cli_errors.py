@@ -341,7 +341,7 @@ import sys
 
 import hydra
 
-from emo_lightning.cli import exit_on_bad_input, run_cli
+from emo_lightning.cli.runner import exit_on_bad_input, run_cli
 from emo_lightning.utils.errors import ConfigError
 
 

@@ -20,7 +20,7 @@ from emo_lightning.inference.engine import TorchBackend, predict_probabilities
 from emo_lightning.inference.onnx_backend import OnnxBackend, machine_cores
 from emo_lightning.inference.onnx_export import export_run
 from emo_lightning.inference.openvino_backend import OpenVinoBackend, native_bf16
-from emo_lightning.models.export import load_model_dir, read_spec
+from emo_lightning.models.folder import load_model_dir, read_spec
 from emo_lightning.train import train
 from emo_lightning.utils.errors import ConfigError
 from tests.conftest import ROOT, require_shared
@@ -186,7 +186,7 @@ def test_minilm_export_fuses_attention_and_keeps_fp32_answers(tmp_path):
 
     from emo_lightning.data.loading import load_tokenizer
     from emo_lightning.models.backbone import load_backbone
-    from emo_lightning.models.export import ClassifierSpec, save_model_dir
+    from emo_lightning.models.folder import ClassifierSpec, save_model_dir
     from emo_lightning.models.heads import LinearHead
     from emo_lightning.models.network import EmotionNetwork
 

@@ -16,7 +16,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from emo_lightning.analysis.runs import run_config, run_data
-from emo_lightning.resume import check_replayable
+from emo_lightning.cli.resume import check_replayable
 from emo_lightning.utils.errors import ConfigError
 from tests.conftest import CONF, ROOT
 from tests.test_cli import run, tiny_args

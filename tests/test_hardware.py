@@ -202,7 +202,7 @@ def test_bf16_prediction_agrees_with_fp32_on_real_texts(tmp_path):
     from emo_lightning.data.loading import load_tokenizer
     from emo_lightning.inference.predictor import EmotionPredictor
     from emo_lightning.models.backbone import load_backbone
-    from emo_lightning.models.export import ClassifierSpec, save_model_dir
+    from emo_lightning.models.folder import ClassifierSpec, save_model_dir
     from emo_lightning.models.heads import LinearHead
     from emo_lightning.models.network import EmotionNetwork
     from tests.conftest import require_shared

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from emo_lightning.help import config_defaults, group_options, settings
+from emo_lightning.cli.help import config_defaults, group_options, settings
 from tests.conftest import CONF, ROOT
 
 SCRIPTS = {"train.py": "train", "predict.py": "predict", "analyze.py": "analyze", "export.py": "export",

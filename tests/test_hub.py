@@ -8,7 +8,7 @@ import time
 import huggingface_hub
 import pytest
 
-from emo_lightning import loggers
+from emo_lightning.training import loggers
 from emo_lightning.utils import hub
 
 PROXY_VARS = [

@@ -10,7 +10,7 @@ import pytest
 import torch
 from datasets import load_dataset
 
-from emo_lightning.evaluation import evaluate_splits
+from emo_lightning.evaluation.splits import evaluate_splits
 from emo_lightning.inference.engine import TorchBackend, decide, predict_probabilities
 from emo_lightning.inference.predictor import EmotionPredictor
 from emo_lightning.train import train
@@ -102,7 +102,8 @@ def test_predictor_runs_the_backend_it_is_given(tmp_path, tiny_models):
 
 def test_prediction_imports_neither_lightning_nor_hydra():
     code = (
-        "import sys, emo_lightning.inference.predictor, emo_lightning.inference.engine, emo_lightning.evaluation; "
+        "import sys, emo_lightning.inference.predictor, emo_lightning.inference.engine, "
+        "emo_lightning.evaluation.splits; "
         f"heavy = sorted(m for m in sys.modules if m.startswith({HEAVY!r})); assert not heavy, heavy"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

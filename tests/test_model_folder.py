@@ -14,9 +14,9 @@ from transformers import pipeline
 
 from emo_lightning.data.loading import load_tokenizer
 from emo_lightning.inference.predictor import EmotionPredictor
-from emo_lightning.model_card import card_facts
 from emo_lightning.models.backbone import load_backbone
-from emo_lightning.models.export import ClassifierSpec, load_model_dir, save_model_dir
+from emo_lightning.models.card import card_facts
+from emo_lightning.models.folder import ClassifierSpec, load_model_dir, save_model_dir
 from emo_lightning.models.heads import LabelPromptHead, LinearHead, MLPHead, label_prompt
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.utils.errors import ConfigError

@@ -13,7 +13,7 @@ from emo_lightning.data.loading import load_tokenizer
 from emo_lightning.inference.files import predict_file
 from emo_lightning.inference.predictor import EmotionPredictor
 from emo_lightning.models.backbone import load_backbone
-from emo_lightning.models.export import ClassifierSpec, save_model_dir
+from emo_lightning.models.folder import ClassifierSpec, save_model_dir
 from emo_lightning.models.heads import LinearHead
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.utils.errors import ConfigError

@@ -18,9 +18,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from emo_lightning.checkpointing import LastCheckpoint, RunInterrupted
 from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.train import build_trainer, train
+from emo_lightning.training.checkpointing import LastCheckpoint, RunInterrupted
 from tests.conftest import ROOT
 from tests.runs import classifier_and_data
 

@@ -9,9 +9,9 @@ import json
 import pytest
 
 from emo_lightning.analysis.error_analysis import run_errors
-from emo_lightning.analysis.errors import ERROR_COLUMNS
 from emo_lightning.analysis.report import run_report
 from emo_lightning.analysis.tasks import check_task_inputs
+from emo_lightning.evaluation.error_rows import ERROR_COLUMNS
 from emo_lightning.train import train
 from emo_lightning.utils.errors import ConfigError
 from tests.test_analyze import compose_analyze, is_png

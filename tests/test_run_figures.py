@@ -10,9 +10,9 @@ import math
 import pytest
 import torch
 
-from emo_lightning.analysis.errors import ERROR_COLUMNS, error_rows, write_errors
 from emo_lightning.analysis.run_figures import plot_pr_curves, plot_reliability, reliability_points
-from emo_lightning.evaluation import SplitOutputs
+from emo_lightning.evaluation.error_rows import ERROR_COLUMNS, error_rows, write_errors
+from emo_lightning.evaluation.splits import SplitOutputs
 from emo_lightning.train import train
 from tests.helpers import wandb_logged_keys
 

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from emo_lightning.data.loading import load_tokenizer
 from emo_lightning.inference.predictor import EmotionPredictor
 from emo_lightning.models.backbone import load_backbone
-from emo_lightning.models.export import ClassifierSpec, load_model_dir, save_model_dir
+from emo_lightning.models.folder import ClassifierSpec, load_model_dir, save_model_dir
 from emo_lightning.models.heads import LinearHead
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.utils.errors import ConfigError

@@ -19,8 +19,8 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from emo_lightning.pruning import OptunaPruning
-from emo_lightning.search import (
+from emo_lightning.sweeps.pruning import OptunaPruning
+from emo_lightning.sweeps.study import (
     INTERRUPTED,
     open_study,
     override_value,
@@ -181,7 +181,7 @@ def test_the_pruning_override_parses_and_composes(tmp_path):
     storage = str(tmp_path / "a b" / "it's" / "optuna.journal")  # slashes, a space and a quote survive
     override = pruning_override(storage, "emotion_optuna", 7, pruning_monitor("val/f1_macro_tuned"))
     value = OverridesParser.create().parse_override(override).value()
-    assert value == {"_target_": "emo_lightning.pruning.OptunaPruning", "storage": storage,
+    assert value == {"_target_": "emo_lightning.sweeps.pruning.OptunaPruning", "storage": storage,
                      "study_name": "emotion_optuna", "trial_id": 7, "monitor": "val/f1_macro"}  # fmt: skip
     cfg = compose_train([override], tmp_path)
     validate_config(cfg)

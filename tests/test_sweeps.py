@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from emo_lightning.significance import student_t_quantile
-from emo_lightning.sweeps import (
+from emo_lightning.sweeps.significance import student_t_quantile
+from emo_lightning.sweeps.summary import (
     SweepSummary,
     collect,
     default_metrics,
@@ -196,7 +196,7 @@ def test_a_sweep_where_no_job_finished_nor_failed_has_no_summary(tmp_path):
 
 def test_callback_exits_1_when_a_job_failed(sweep, caplog):
     make_job(sweep, 7, ["loss=ce"], 42, None, config_error())
-    with caplog.at_level(logging.INFO, logger="emo_lightning.sweeps"), pytest.raises(SystemExit) as exit_info:
+    with caplog.at_level(logging.INFO, logger="emo_lightning.sweeps.summary"), pytest.raises(SystemExit) as exit_info:
         SweepSummary().on_multirun_end(hydra_config(sweep))
     assert exit_info.value.code == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from emo_lightning.evaluation import set_metrics
+from emo_lightning.evaluation.splits import set_metrics
 from emo_lightning.models.calibration import calibrated_thresholds
 from emo_lightning.models.thresholds import ThresholdTuner, binarize
 from emo_lightning.train import fixed_note, train

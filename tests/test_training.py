@@ -11,7 +11,7 @@ import torch
 from datasets import load_dataset
 from hydra.utils import instantiate
 
-from emo_lightning.evaluation import evaluate_splits
+from emo_lightning.evaluation.splits import evaluate_splits
 from emo_lightning.inference.engine import TorchBackend
 from emo_lightning.inference.predictor import EmotionPredictor
 from emo_lightning.train import build_classifier, train

@@ -14,32 +14,30 @@ from lightning.pytorch.callbacks import LearningRateMonitor, WeightAveraging
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
-from emo_lightning.analysis.errors import error_rows, write_errors
-from emo_lightning.analysis.predictions import write_split_predictions
 from emo_lightning.analysis.run_plots import publish_errors
-from emo_lightning.checkpointing import AtomicCheckpointIO, newest_checkpoint
 from emo_lightning.data.encoding import LABELS, TEXT
-from emo_lightning.distributed import is_extra_rank
-from emo_lightning.evaluation import evaluate_splits, stage_of
+from emo_lightning.evaluation.error_rows import error_rows, write_errors
+from emo_lightning.evaluation.predictions import write_split_predictions
+from emo_lightning.evaluation.splits import evaluate_splits, stage_of
 from emo_lightning.inference.engine import TorchBackend
-from emo_lightning.loggers import finish_wandb_run
-from emo_lightning.model_card import card_facts
 from emo_lightning.models.backbone import check_max_length, position_limit
+from emo_lightning.models.card import card_facts
 from emo_lightning.models.classifier import EmotionClassifier
-from emo_lightning.models.export import ClassifierSpec, save_model_dir
+from emo_lightning.models.folder import ClassifierSpec, save_model_dir
 from emo_lightning.models.heads import LabelPromptHead, label_prompt
 from emo_lightning.models.network import EmotionNetwork
-from emo_lightning.resume import wandb_run_id
-from emo_lightning.stopping import stopped_phrase, why_stopped
+from emo_lightning.training.checkpointing import AtomicCheckpointIO, newest_checkpoint
+from emo_lightning.training.distributed import is_extra_rank
+from emo_lightning.training.loggers import finish_wandb_run
+from emo_lightning.training.stopping import stopped_phrase, why_stopped
 from emo_lightning.utils.atomic import atomic_dir, atomic_write_text, remove_partials
 from emo_lightning.utils.config import validate_config
 from emo_lightning.utils.console import HeldConsole, no_datasets_bars
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, configure_kernels, resolve_precision, uses_gpu
+from emo_lightning.utils.run_folder import METRICS_FILE, RUN_ARTIFACTS, wandb_run_id
 
 log = logging.getLogger(__name__)
-
-RUN_ARTIFACTS = ("checkpoints", "metrics.json", "model", "predictions")  # what makes a folder hold a run
 
 
 def build_classifier(cfg: DictConfig, datamodule) -> tuple[EmotionClassifier, ClassifierSpec]:
@@ -283,7 +281,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 datamodule.has_test, evaluation.tuned, limits, calibrated=spec.temperatures is not None, fixed=fixed
             )
             write_metrics(
-                output_dir / "metrics.json",
+                output_dir / METRICS_FILE,
                 metrics,
                 ckpt_path,
                 monitor,

@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 
 from emo_lightning.analysis.features import check_poolings, load_datamodule, split_features
 from emo_lightning.data.encoding import LABELS
-from emo_lightning.evaluation import gold_sets, set_metrics, stage_of
+from emo_lightning.evaluation.splits import gold_sets, set_metrics, stage_of
 from emo_lightning.inference.engine import decide
 from emo_lightning.models.metrics import build_metrics
 from emo_lightning.models.thresholds import ThresholdTuner

@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from emo_lightning.analysis.errors import error_rows, write_errors
 from emo_lightning.analysis.run_figures import evaluation_figures, uncalibrated
 from emo_lightning.analysis.runs import finished_run, run_config, run_data
 from emo_lightning.data.encoding import LABELS, TEXT
-from emo_lightning.evaluation import score_splits, set_metrics, stage_of
+from emo_lightning.evaluation.error_rows import error_rows, write_errors
+from emo_lightning.evaluation.splits import score_splits, set_metrics, stage_of
 from emo_lightning.models.calibration import expected_calibration_error
 from emo_lightning.utils.atomic import atomic_write_text
 from emo_lightning.utils.errors import ConfigError, did_you_mean

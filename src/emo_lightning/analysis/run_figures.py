@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from emo_lightning.analysis.plotting import pyplot, save_figure
-from emo_lightning.evaluation import Evaluation
+from emo_lightning.evaluation.splits import Evaluation
 
 
 def evaluation_figures(

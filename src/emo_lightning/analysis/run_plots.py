@@ -10,7 +10,7 @@ import lightning as L
 import torch
 
 from emo_lightning.analysis.run_figures import evaluation_figures, plot_curves
-from emo_lightning.evaluation import Evaluation
+from emo_lightning.evaluation.splits import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def publish_errors(loggers: list, rows: list[dict], top: int = 200) -> None:
     """The `top` rows of errors.csv to W&B (table `errors`) and TensorBoard (Markdown text `errors`)."""
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
-    from emo_lightning.analysis.errors import ERROR_COLUMNS, markdown_table
+    from emo_lightning.evaluation.error_rows import ERROR_COLUMNS, markdown_table
 
     shown = rows[:top]
     for logger in loggers:

@@ -8,9 +8,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.run_folder import METRICS_FILE, MODEL_DIR
 from emo_lightning.utils.trust import check_folder_node, check_no_remote_code
 
-RUN_FILES = ("metrics.json", "model", ".hydra/config.yaml")
+RUN_FILES = (METRICS_FILE, MODEL_DIR, ".hydra/config.yaml")
 
 
 def finished_run(run_dir: str | Path | None) -> Path:
@@ -54,7 +55,7 @@ def run_choice(run_dir: Path, group: str) -> str | None:
 
 
 def run_metrics(run_dir: Path) -> dict:
-    return json.loads((run_dir / "metrics.json").read_text())
+    return json.loads((run_dir / METRICS_FILE).read_text())
 
 
 def run_data(run_cfg: DictConfig):

@@ -1,0 +1,4 @@
+"""Datasets by name and user files, labels, tokenization and batching: one LightningDataModule per dataset.
+
+May import utils only (never models); imported by every layer above it.
+"""

@@ -9,7 +9,7 @@ import torch
 
 from emo_lightning.inference.backends import check_backend_choice, open_backend
 from emo_lightning.inference.engine import Backend, decide, predict_probabilities
-from emo_lightning.models.export import load_model_dir
+from emo_lightning.models.folder import load_model_dir
 from emo_lightning.utils.errors import ConfigError
 
 

@@ -137,7 +137,7 @@ def target_parameters(node) -> list[str]:
         return []
     from hydra.utils import get_object
 
-    from emo_lightning.utils.config import accepted_parameters  # config.py raises ConfigError: import here
+    from emo_lightning.utils.signatures import accepted_parameters
 
     try:
         return accepted_parameters(get_object(node._target_)) or []

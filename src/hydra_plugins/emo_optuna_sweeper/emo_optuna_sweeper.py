@@ -3,8 +3,8 @@
 Trial n runs in `<sweep dir>/<n>` (the launcher's job number is the trial number), gets `optuna_trial.json` there,
 and the sweep dir gets `optuna_best.yaml` at the end. A job that fails (a raised exception, or train.py's None)
 is a failed trial and the search goes on. With `pruning: true` each trial also gets the callback
-emo_lightning.pruning.OptunaPruning, and a job it stopped (failure.json of type TrialPruned) is a pruned trial.
-The grammar of `params` and the study's bookkeeping: emo_lightning.search.
+emo_lightning.sweeps.pruning.OptunaPruning, and a job it stopped (failure.json of type TrialPruned) is a pruned trial.
+The grammar of `params` and the study's bookkeeping: emo_lightning.sweeps.study.
 This module is imported by Hydra's plugin scan on every start, so Optuna is imported only when a sweep runs; the scan
 runs it outside sys.modules, so no `from __future__ import annotations` (dataclasses need the module registered).
 """
@@ -85,7 +85,7 @@ class EmoOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
-        from emo_lightning import search
+        from emo_lightning.sweeps import study as search
 
         assert self.config is not None and self.launcher is not None
         space, metric, pruner = self._check(arguments)
@@ -116,7 +116,7 @@ class EmoOptunaSweeper(Sweeper):
         without pruning); bad settings raise first."""
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        from emo_lightning import search
+        from emo_lightning.sweeps import study as search
         from emo_lightning.utils.errors import ConfigError
 
         for name, value in (("n_trials", self.n_trials), ("n_jobs", self.n_jobs)):
@@ -157,7 +157,7 @@ class EmoOptunaSweeper(Sweeper):
         return kept, metric, pruner
 
     def _run_batch(self, study, trials: list, arguments: list[str], sweep_dir: Path, metric: str) -> list[JobReturn]:
-        from emo_lightning import search
+        from emo_lightning.sweeps import study as search
         from emo_lightning.utils.errors import ConfigError
 
         numbers = [trial.number for trial in trials]
@@ -197,7 +197,7 @@ class EmoOptunaSweeper(Sweeper):
     def _pruning(self, trial, metric: str) -> list[str]:
         """The override that adds the pruning callback to `trial` (none without pruning); it watches the untuned
         form of `metric`, the one each validation logs."""
-        from emo_lightning import search
+        from emo_lightning.sweeps import study as search
 
         if not self.pruning:
             return []
@@ -207,13 +207,9 @@ class EmoOptunaSweeper(Sweeper):
     @staticmethod
     def _pruned(job_dir: Path) -> str | None:
         """Why the job's pruning callback stopped it (its failure.json of type TrialPruned), else None."""
-        try:
-            failure = json.loads((job_dir / "failure.json").read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(failure, dict) or failure.get("type") != "TrialPruned":
-            return None
-        return str(failure.get("error") or "pruned")
+        from emo_lightning.utils.run_folder import read_failure, was_pruned
+
+        return str(read_failure(job_dir).get("error") or "pruned") if was_pruned(job_dir) else None
 
     @staticmethod
     def _job_dir(result: JobReturn, default: Path) -> Path:
@@ -228,25 +224,24 @@ class EmoOptunaSweeper(Sweeper):
             lines = str(result._return_value).strip().splitlines()
             return None, lines[0] if lines else type(result._return_value).__name__
         value = result._return_value
-        from emo_lightning.search import objective_value
+        from emo_lightning.sweeps.study import objective_value
 
         if objective_value(value) is not None:
             return value, None
-        failure = job_dir / "failure.json"
-        if failure.is_file():
-            try:
-                return None, str(json.loads(failure.read_text()).get("error") or "see failure.json")
-            except (OSError, ValueError, AttributeError):
-                return None, "see failure.json"
+        from emo_lightning.utils.run_folder import FAILURE_FILE, read_failure
+
+        if (job_dir / FAILURE_FILE).is_file():
+            return None, str((read_failure(job_dir) or {}).get("error") or f"see {FAILURE_FILE}")
         return None, f"the job returned {value!r}, not a number"
 
     @staticmethod
     def _stop_if_metric_missing(job_dir: Path, metric: str, value: Any) -> None:
         """A job that finished (metrics.json) without the optimized metric: every trial would fail the same way."""
         from emo_lightning.utils.errors import ConfigError
+        from emo_lightning.utils.run_folder import FAILURE_FILE, METRICS_FILE
 
-        metrics_file = job_dir / "metrics.json"
-        if value is not None or (job_dir / "failure.json").exists() or not metrics_file.is_file():
+        metrics_file = job_dir / METRICS_FILE
+        if value is not None or (job_dir / FAILURE_FILE).exists() or not metrics_file.is_file():
             return
         try:
             logged = sorted(json.loads(metrics_file.read_text()).get("metrics", {}))
@@ -258,13 +253,14 @@ class EmoOptunaSweeper(Sweeper):
             )
 
     def _report_best(self, study, sweep_dir: Path, metric: str) -> None:
-        from emo_lightning import search
+        from emo_lightning.sweeps import study as search
+        from emo_lightning.utils.run_folder import BEST_FILE
 
         best = search.best_record(study, metric)
         if best is None:
-            log.warning("study %s has no complete trial: no %s", self.study_name, search.BEST_FILE)
+            log.warning("study %s has no complete trial: no %s", self.study_name, BEST_FILE)
             return
-        search.write_best(sweep_dir / search.BEST_FILE, best)
+        search.write_best(sweep_dir / BEST_FILE, best)
         overrides = " ".join(best["best_overrides"])
         log.info("best trial %d: %s=%.6g with %s (%s)", best["best_trial"], metric, best["best_value"], overrides,
-                 sweep_dir / search.BEST_FILE)  # fmt: skip
+                 sweep_dir / BEST_FILE)  # fmt: skip

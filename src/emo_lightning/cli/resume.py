@@ -174,9 +174,3 @@ def requeued_slurm_run() -> Path | None:
         return None
     runs = sorted(RUNS_DIR.glob(f"*_slurm-{job}"), key=lambda p: p.stat().st_mtime_ns)
     return runs[-1] if runs else None
-
-
-def wandb_run_id(run_dir: Path) -> str | None:
-    """The W&B run id of a run dir's newest W&B run (its folder `wandb/[offline-]run-<time>-<id>`), if it has one."""
-    runs = sorted((Path(run_dir) / "wandb").glob("*run-*-*"), key=lambda p: p.name.split("run-", 1)[1])
-    return runs[-1].name.rsplit("-", 1)[-1] if runs else None

@@ -7,7 +7,7 @@ A configuration is a job's command-line overrides without `seed=`, so `seed=0,1,
 A job is finished (metrics.json), failed (failure.json, listed with its reason) or unfinished (neither: still running
 or killed); the table and the plot use finished jobs only, and a sweep with a failed job exits 1. With several seeds
 per configuration, summary.md says whether the best one's lead over each other is beyond seed noise (see
-`emo_lightning.significance`); each job's W&B run id (from `<job>/wandb/`) is in summary.csv and summary.md.
+`emo_lightning.sweeps.significance`); each job's W&B run id (from `<job>/wandb/`) is in summary.csv and summary.md.
 """
 
 from __future__ import annotations
@@ -24,13 +24,11 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from emo_lightning.resume import wandb_run_id
-from emo_lightning.significance import METHOD, compare
+from emo_lightning.sweeps.significance import METHOD, compare
+from emo_lightning.utils.run_folder import BEST_FILE, FAILURE_FILE, METRICS_FILE, PRUNED_TYPE, TRIAL_FILE, wandb_run_id
 
 log = logging.getLogger(__name__)
 
-TRIAL_FILE, BEST_FILE = "optuna_trial.json", "optuna_best.yaml"  # written by the emo_optuna sweeper (search.py)
-PRUNED_TYPE = "TrialPruned"  # failure.json's type for a trial its search pruned
 PRUNING_OVERRIDE = "+callbacks.optuna_pruning="  # the sweeper's per-trial callback: not part of a configuration
 
 DEFAULTS_LABEL = "(defaults)"
@@ -51,9 +49,9 @@ def _job_overrides(job_dir: Path) -> tuple[list[str], int | None]:
 def _failure(job_dir: Path) -> dict:
     """The failed job's reason, exception class and step, from its failure.json."""
     try:
-        failure = json.loads((job_dir / "failure.json").read_text())
+        failure = json.loads((job_dir / FAILURE_FILE).read_text())
     except (OSError, ValueError) as err:
-        return {"error": f"failure.json is unreadable ({err})", "error_type": None, "error_step": None}
+        return {"error": f"{FAILURE_FILE} is unreadable ({err})", "error_type": None, "error_step": None}
     if not isinstance(failure, dict):
         failure = {"error": failure}
     step = failure.get("step")
@@ -90,9 +88,9 @@ def collect(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
                 name = f"{Path(sweep_dir).name}/{name}"
             row = {"overrides": overrides, "seed": seed, "status": "unfinished", "job": str(job_dir), "name": name}
             row.update(_wandb_run(job_dir), error=None, error_type=None, error_step=None)
-            metrics_file = job_dir / "metrics.json"
+            metrics_file = job_dir / METRICS_FILE
             row.update(_optuna_trial(job_dir))
-            if (job_dir / "failure.json").exists():
+            if (job_dir / FAILURE_FILE).exists():
                 row.update(status="failed", **_failure(job_dir))
                 if row["error_type"] == PRUNED_TYPE:  # stopped by the search's pruner: not a failure
                     row["status"] = "pruned"
@@ -422,7 +420,3 @@ def main(argv: list[str] | None = None) -> None:
     failed, total = failed_jobs(args.sweep_dirs)
     if failed:
         parser.exit(1, f"{failed} of {total} jobs failed (see {report})\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -19,20 +19,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from emo_lightning.checkpointing import RunInterrupted, RunStopped
-from emo_lightning.cli import exit_if_bad_input
-from emo_lightning.distributed import one_job_of_ranks
-from emo_lightning.loggers import finish_wandb_run
-from emo_lightning.resume import requeued_slurm_job
+from emo_lightning.cli.resume import requeued_slurm_job
+from emo_lightning.cli.runner import exit_if_bad_input
 from emo_lightning.train import train
+from emo_lightning.training.checkpointing import RunInterrupted, RunStopped
+from emo_lightning.training.distributed import one_job_of_ranks
+from emo_lightning.training.loggers import finish_wandb_run
 from emo_lightning.utils.atomic import atomic_write_text
 from emo_lightning.utils.errors import config_error_in, describe
+from emo_lightning.utils.run_folder import CHECKPOINTS, FAILURE_FILE, PRUNED_TYPE
 
 log = logging.getLogger("emo_lightning")
-
-FAILURE_FILE = "failure.json"
-PRUNED = "TrialPruned"  # optuna.TrialPruned, raised by emo_lightning.pruning.OptunaPruning
-CHECKPOINTS = "checkpoints"
 
 
 def in_multirun() -> bool:
@@ -99,7 +96,7 @@ def run_training_job(cfg: DictConfig) -> float | None:
         log.error("error: %s", err)
         sys.exit(err.exit_code)
     except Exception as err:
-        if type(err).__name__ == PRUNED:  # the search's pruner stopped this trial: an outcome, not an error
+        if type(err).__name__ == PRUNED_TYPE:  # the search's pruner stopped this trial: an outcome, not an error
             log.info("trial pruned: %s", err)
             if in_multirun():
                 record_failure(output_dir, err)

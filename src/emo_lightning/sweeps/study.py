@@ -11,7 +11,7 @@ A search space maps an override key to a spec (`hydra.sweeper.params` of the `em
 A study lives in a storage (a journal file by default) and continues: trials finished (complete, failed or pruned)
 count towards `n_trials`; a trial left running by a killed sweep is marked failed and interrupted, does not count,
 and its parameters are asked again first. With pruning, the study keeps its pruner's settings (user attribute
-`pruner`), so a trial's process (emo_lightning.pruning) judges its validation curve as the sweeper would.
+`pruner`), so a trial's process (emo_lightning.sweeps.pruning) judges its validation curve as the sweeper would.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from emo_lightning.utils.atomic import atomic_write_text
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.run_folder import TRIAL_FILE
 
 FORMS = (
     "choice(a, b, ...), int(low, high[, step=k]), log_int(low, high), "
@@ -41,8 +42,6 @@ SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "threshold", "none")
 PRUNER_ATTR = "pruner"  # study user attribute: the pruner's settings, for the trials' processes
 DIRECTIONS = ("maximize", "minimize")
-TRIAL_FILE = "optuna_trial.json"
-BEST_FILE = "optuna_best.yaml"
 INTERRUPTED = "interrupted"  # user attribute of a trial that a killed sweep left running
 _SPEC = re.compile(r"^\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$", re.S)
 _PLAIN = re.compile(r"^[\w./:+-]+$")
@@ -162,11 +161,11 @@ def quoted(text: str) -> str:
 
 
 def pruning_override(storage: str, study_name: str, trial_id: int, monitor: str) -> str:
-    """The override that adds emo_lightning.pruning.OptunaPruning to a trial's callbacks."""
+    """The override that adds emo_lightning.sweeps.pruning.OptunaPruning to a trial's callbacks."""
     fields = (
         f"storage:{quoted(storage)},study_name:{quoted(study_name)},trial_id:{int(trial_id)},monitor:{quoted(monitor)}"
     )
-    return f"+callbacks.optuna_pruning={{_target_:emo_lightning.pruning.OptunaPruning,{fields}}}"
+    return f"+callbacks.optuna_pruning={{_target_:emo_lightning.sweeps.pruning.OptunaPruning,{fields}}}"
 
 
 def pruning_monitor(metric: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from emo_lightning.data.tables import write_table
-from emo_lightning.evaluation import SplitOutputs, stage_of
+from emo_lightning.evaluation.splits import SplitOutputs, stage_of
 from emo_lightning.utils.atomic import atomic_dir
 
 

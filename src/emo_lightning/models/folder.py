@@ -11,7 +11,7 @@ model/
   head.safetensors                 head weights, fp32
   classifier.json                  head type + arguments, label names, problem type, thresholds, max_length,
                                    temperatures (calibration) and whether they are folded into the head's weights
-  README.md                        the model card (`emo_lightning.model_card`)
+  README.md                        the model card (`emo_lightning.models.card`)
 
 Temperatures are folded into the head's final linear layer where it has one per label (linear, mlp; label_prompt
 with one temperature): its weights then give calibrated probabilities in every runtime. Otherwise the engine divides
@@ -42,8 +42,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from emo_lightning.model_card import render_card
 from emo_lightning.models.calibration import folded_head_weights
+from emo_lightning.models.card import render_card
 from emo_lightning.models.heads import LabelPromptHead, LinearHead, MLPHead
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.utils.errors import ConfigError

@@ -16,7 +16,7 @@ import lightning as L
 import optuna
 from lightning.pytorch.trainer.states import TrainerFn
 
-from emo_lightning.search import load_trial
+from emo_lightning.sweeps.study import load_trial
 from emo_lightning.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from emo_lightning.analysis.predictions import label_strings
-from emo_lightning.evaluation import SplitOutputs, stage_of
+from emo_lightning.evaluation.predictions import label_strings
+from emo_lightning.evaluation.splits import SplitOutputs, stage_of
 from emo_lightning.utils.atomic import atomic_path
 
 ERROR_COLUMNS = ["split", "text", "gold", "predicted", "loss", "correct"]

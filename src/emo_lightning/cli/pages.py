@@ -1,10 +1,10 @@
-"""The `--help` page of each script at the project root (rendered by `emo_lightning.help` from conf/)."""
+"""The `--help` page of each script at the project root (rendered by `emo_lightning.cli.help` from conf/)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from emo_lightning.help import HelpPage, exit_with_help_if_asked, group_settings_lines, render
+from emo_lightning.cli.help import HelpPage, exit_with_help_if_asked, group_settings_lines, render
 
 RUN_OUTPUTS = [
     "outputs/runs/<time>/: checkpoints/ (best and last), metrics.json, model/ (a transformers folder: predict, serve,",

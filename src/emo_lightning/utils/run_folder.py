@@ -1,0 +1,47 @@
+"""The names of what a run folder holds, and the readers of its small records: one home for each.
+
+A run (`outputs/runs/<time>/`, or a multirun job's folder) holds `metrics.json` (the final figures, written by
+`train`), `model/` (the exported model, `models.folder`; its `classifier.json`), `checkpoints/`, `predictions/`,
+`errors.csv`, `plots/`, and `onnx/` with `parity.json` once exported (`inference.backends`). A job that failed
+leaves `failure.json` (`cli.jobs`); a search's trial leaves `optuna_trial.json` (`sweeps.study`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+METRICS_FILE = "metrics.json"
+FAILURE_FILE = "failure.json"  # {"type": <exception class>, "message": <one line>}
+PRUNED_TYPE = "TrialPruned"  # failure.json's type for a trial its search pruned (optuna.TrialPruned)
+TRIAL_FILE = "optuna_trial.json"  # a search trial's number, parameters, state and value
+BEST_FILE = "optuna_best.yaml"  # a search's best trial so far, in the sweep folder
+CHECKPOINTS = "checkpoints"
+MODEL_DIR = "model"
+PREDICTIONS_DIR = "predictions"
+ERRORS_FILE = "errors.csv"
+RUN_ARTIFACTS = (CHECKPOINTS, METRICS_FILE, MODEL_DIR, PREDICTIONS_DIR)  # what makes a folder hold a run
+
+
+def read_failure(run_dir: Path) -> dict | None:
+    """A job folder's failure record, or None where it has none (or the file is not a JSON object)."""
+    path = Path(run_dir) / FAILURE_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def was_pruned(run_dir: Path) -> bool:
+    """Whether the job in `run_dir` was stopped by its search's pruner: an outcome, not a failure."""
+    failure = read_failure(run_dir)
+    return failure is not None and failure.get("type") == PRUNED_TYPE
+
+
+def wandb_run_id(run_dir: Path) -> str | None:
+    """The W&B run id of a run dir's newest W&B run (its folder `wandb/[offline-]run-<time>-<id>`), if it has one."""
+    runs = sorted((Path(run_dir) / "wandb").glob("*run-*-*"), key=lambda p: p.name.split("run-", 1)[1])
+    return runs[-1].name.rsplit("-", 1)[-1] if runs else None

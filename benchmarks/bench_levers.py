@@ -30,7 +30,7 @@ from bench_speed import compose_cfg, measure_peaks  # noqa: E402
 from machine import processor_name  # noqa: E402
 
 from emo_lightning.models.clipping import clip_grad_norm  # noqa: E402
-from emo_lightning.train import build_classifier  # noqa: E402
+from emo_lightning.training.setup import build_classifier  # noqa: E402
 from emo_lightning.utils.hardware import Hardware, choose_precision, configure_kernels, uses_gpu  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -39,7 +39,7 @@ from omegaconf import open_dict
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import gemm_peak_gflops, peak_memory_mib, processor_name, reset_peak_memory  # noqa: E402
 
-from emo_lightning.train import build_classifier, build_trainer  # noqa: E402
+from emo_lightning.training.setup import build_classifier, build_trainer  # noqa: E402
 from emo_lightning.utils.hardware import Hardware, bf16_native, choose_precision, uses_gpu  # noqa: E402
 from emo_lightning.utils.hub import resolve_hub_path  # noqa: E402
 

@@ -10,7 +10,8 @@ from lightning import LightningDataModule, Trainer
 from omegaconf import DictConfig
 
 from emo_lightning.models.classifier import EmotionClassifier
-from emo_lightning.train import build_classifier, build_trainer, train
+from emo_lightning.train import train
+from emo_lightning.training.setup import build_classifier, build_trainer
 from emo_lightning.utils.errors import ConfigError, config_error_in
 
 

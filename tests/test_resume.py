@@ -19,8 +19,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from emo_lightning.models.classifier import EmotionClassifier
-from emo_lightning.train import build_trainer, train
+from emo_lightning.train import train
 from emo_lightning.training.checkpointing import LastCheckpoint, RunInterrupted
+from emo_lightning.training.setup import build_trainer
 from tests.conftest import ROOT
 from tests.runs import classifier_and_data
 

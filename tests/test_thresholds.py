@@ -11,7 +11,8 @@ import torch
 from emo_lightning.evaluation.splits import set_metrics
 from emo_lightning.models.calibration import calibrated_thresholds
 from emo_lightning.models.thresholds import ThresholdTuner, binarize
-from emo_lightning.train import fixed_note, train
+from emo_lightning.train import train
+from emo_lightning.training.finish import fixed_note
 from emo_lightning.utils.errors import ConfigError
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from hydra.utils import instantiate
 from emo_lightning.evaluation.splits import evaluate_splits
 from emo_lightning.inference.engine import TorchBackend
 from emo_lightning.inference.predictor import EmotionPredictor
-from emo_lightning.train import build_classifier, train
+from emo_lightning.train import train
+from emo_lightning.training.setup import build_classifier
 from emo_lightning.utils.errors import config_error_in
 from tests.runs import classifier_and_data, quiet_trainer, refusal
 
@@ -43,10 +45,39 @@ def test_overfit_one_batch(family, tiny_cfg):
     assert after < 0.1 * before, f"{family}: loss {before:.3f} → {after:.3f}"
 
 
+class RowsAfterFit(L.Callback):
+    """Counts the texts the real network reads after fit (a forward hook on it): the final evaluation's work."""
+
+    rows = 0
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        RowsAfterFit.rows = 0
+
+        def count(module, args, kwargs) -> None:
+            ids = args[0] if args else kwargs["input_ids"]
+            RowsAfterFit.rows += ids.shape[0]
+
+        pl_module.network.register_forward_pre_hook(count, with_kwargs=True)
+
+
+def last_logged(csv_file: Path) -> dict[str, float]:
+    """Each column's last value in a CSVLogger's metrics.csv: what the logger shows as the run's final figure."""
+    last = {}
+    with csv_file.open() as f:
+        for row in csv.DictReader(f):
+            last |= {key: float(value) for key, value in row.items() if value not in ("", None)}
+    return last
+
+
 def test_train_writes_metrics_and_model_folder(tiny_cfg, tmp_path):
-    cfg = tiny_cfg("data=go_emotions", "trainer.max_epochs=2", "logger=csv", "plots=default")
+    rows_after_fit = f"+callbacks.rows_after_fit={{_target_:{__name__}.RowsAfterFit}}"
+    cfg = tiny_cfg("data=go_emotions", "trainer.max_epochs=2", "logger=csv", "plots=default", rows_after_fit)
     metrics = train(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
+    # after fit, validation and test are predicted once (the engine's pass), and the loggers show its figures
+    assert RowsAfterFit.rows == record["examples"]["val"] + record["examples"]["test"]
+    logged = last_logged(next((tmp_path / "csv").rglob("metrics.csv")))
+    assert record["metrics"] == pytest.approx({key: logged[key] for key in record["metrics"]}, rel=1e-6, abs=1e-7)
     for key in (
         "val/f1_micro",
         "val/f1_macro",

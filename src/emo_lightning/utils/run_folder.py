@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from emo_lightning.utils.atomic import atomic_write_text
+
 METRICS_FILE = "metrics.json"
 FAILURE_FILE = "failure.json"  # {"type": <exception class>, "message": <one line>}
 PRUNED_TYPE = "TrialPruned"  # failure.json's type for a trial its search pruned (optuna.TrialPruned)
@@ -45,3 +47,36 @@ def wandb_run_id(run_dir: Path) -> str | None:
     """The W&B run id of a run dir's newest W&B run (its folder `wandb/[offline-]run-<time>-<id>`), if it has one."""
     runs = sorted((Path(run_dir) / "wandb").glob("*run-*-*"), key=lambda p: p.name.split("run-", 1)[1])
     return runs[-1].name.rsplit("-", 1)[-1] if runs else None
+
+
+def write_metrics(
+    path: Path,
+    metrics: dict[str, float],
+    checkpoint: str | None,
+    monitor: str,
+    per_label_f1: dict[str, dict[str, float]],
+    thresholds: list[float] | None,
+    notes: list[str] = (),
+    temperatures: list[float] | None = None,
+    label_names: list[str] | None = None,
+    examples: dict[str, int] | None = None,
+    tuned_on: str | None = None,
+    stopped: dict | None = None,
+) -> None:
+    """metrics.json; thresholds keyed by label name (label order differs between datasets and runs); `examples`:
+    how many texts of each split every figure of that split saw (the whole split, or what limit_*/debug= read);
+    `tuned_on`: the split the thresholds were tuned on (None: not tuned, e.g. thresholds=none); `stopped`: why training
+    ended (`training.stopping.why_stopped`)."""
+    record = {
+        "monitor": monitor,
+        "checkpoint": checkpoint,
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "per_label_f1": per_label_f1,
+        "thresholds": dict(zip(label_names, thresholds, strict=True)) if thresholds is not None else None,
+        "tuned_on": tuned_on,
+        "examples": examples,
+        "temperatures": temperatures,  # calibration, fitted on validation; None: uncalibrated
+        "notes": list(notes),
+        "stopped": stopped,
+    }
+    atomic_write_text(path, json.dumps(record, indent=2))

@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from emo_lightning.analysis import figures
+from emo_lightning.analysis import explore_figures as figures
 from emo_lightning.analysis.explore import run_explore
 from emo_lightning.utils.errors import ConfigError
 from tests.conftest import CONF

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from emo_lightning.models.heads import LinearHead, MLPHead, Pooler
+from emo_lightning.models.loop_metrics import SampleJaccard, build_metrics
 from emo_lightning.models.losses import AsymmetricLoss, BCELoss, CrossEntropyLoss, FocalLoss, default_loss
-from emo_lightning.models.metrics import SampleJaccard, build_metrics
 from emo_lightning.utils.errors import ConfigError
 
 COUNTS = torch.tensor([30.0, 10.0, 5.0])

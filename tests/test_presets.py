@@ -118,7 +118,8 @@ def test_label_prompt_head_trains_and_its_model_folder_reproduces_validation(tin
     from datasets import load_dataset
 
     from emo_lightning.inference.predictor import EmotionPredictor
-    from emo_lightning.models.thresholds import binarize, sample_jaccard
+    from emo_lightning.models.metrics import sample_jaccard
+    from emo_lightning.models.thresholds import binarize
 
     # 59 tokens of label names + the text must fit the tiny model's 130 positions
     cfg = tiny_cfg("data=sem_eval_2018", "head=label_prompt", "logger=none", "data.max_length=64")

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from emo_lightning.evaluation.splits import set_metrics
 from emo_lightning.models.calibration import calibrated_thresholds
+from emo_lightning.models.metrics import set_metrics
 from emo_lightning.models.thresholds import ThresholdTuner, binarize
 from emo_lightning.train import train
 from emo_lightning.training.finish import fixed_note

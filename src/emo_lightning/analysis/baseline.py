@@ -24,11 +24,12 @@ from sklearn.preprocessing import StandardScaler
 
 from emo_lightning.analysis.features import check_poolings, load_datamodule, split_features
 from emo_lightning.data.encoding import LABELS
-from emo_lightning.evaluation.splits import gold_sets, set_metrics, stage_of
+from emo_lightning.evaluation.splits import gold_sets, stage_of
 from emo_lightning.inference.engine import decide
-from emo_lightning.models.metrics import build_metrics
+from emo_lightning.models.loop_metrics import build_metrics
+from emo_lightning.models.metrics import set_metrics
 from emo_lightning.models.thresholds import ThresholdTuner
-from emo_lightning.utils.atomic import atomic_write_text
+from emo_lightning.utils.atomic import atomic_write_text, refuse_to_overwrite
 from emo_lightning.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def run_baseline(cfg: DictConfig, output_dir: Path) -> Path:
     """Fit the baselines of `cfg.data` on frozen `cfg.model` features; write baseline.md/.json, return the md."""
     output_dir = Path(output_dir)
     check_settings(cfg.baseline)
-    check_nothing_to_overwrite(output_dir)
+    refuse_to_overwrite(output_dir, (SUMMARY, RESULTS), "a baseline")
     datamodule = load_datamodule(cfg)
     splits = ["train", "validation"] + (["test"] if datamodule.has_test else [])
     poolings = list(dict.fromkeys(cfg.baseline.poolings))
@@ -96,15 +97,6 @@ def check_settings(settings: DictConfig) -> None:
         raise ConfigError(f"baseline.C={settings.C} must be > 0: e.g. baseline.C=1.0 (smaller regularizes more)")
     if int(settings.max_iter) < 1:
         raise ConfigError(f"baseline.max_iter={settings.max_iter} must be ≥ 1: e.g. baseline.max_iter=1000")
-
-
-def check_nothing_to_overwrite(output_dir: Path) -> None:
-    found = [name for name in (SUMMARY, RESULTS) if (output_dir / name).exists()]
-    if found:
-        raise ConfigError(
-            f"{output_dir} already holds a baseline ({', '.join(found)}): give a new hydra.run.dir "
-            "(or leave it out for a new time-stamped folder)"
-        )
 
 
 def build_classifier(model_name: str, cfg: DictConfig, multi_label: bool):

@@ -14,9 +14,10 @@ from emo_lightning.analysis.run_figures import evaluation_figures, uncalibrated
 from emo_lightning.analysis.runs import finished_run, run_config, run_data
 from emo_lightning.data.encoding import LABELS, TEXT
 from emo_lightning.evaluation.error_rows import error_rows, write_errors
-from emo_lightning.evaluation.splits import score_splits, set_metrics, stage_of
+from emo_lightning.evaluation.splits import score_splits, stage_of
 from emo_lightning.models.calibration import expected_calibration_error
-from emo_lightning.utils.atomic import atomic_write_text
+from emo_lightning.models.metrics import set_metrics
+from emo_lightning.utils.atomic import atomic_write_text, refuse_to_overwrite
 from emo_lightning.utils.errors import ConfigError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -49,15 +50,6 @@ def check_settings(settings: DictConfig) -> None:
             raise ConfigError(f"errors.{key}={settings[key]} must be a whole number ≥ 1")
 
 
-def check_nothing_to_overwrite(output_dir: Path, stage: str) -> None:
-    found = [name for name in (SUMMARY, f"errors_{stage}.csv") if (output_dir / name).exists()]
-    if found:
-        raise ConfigError(
-            f"{output_dir} already holds an error analysis ({', '.join(found)}): give a new hydra.run.dir "
-            "(or leave it out for a new time-stamped folder)"
-        )
-
-
 def run_errors(cfg: DictConfig, output_dir: Path) -> Path:
     """Predict one split of a finished run's dataset with its model folder; write the errors, figures, summary."""
     from emo_lightning.inference.predictor import EmotionPredictor
@@ -68,7 +60,7 @@ def run_errors(cfg: DictConfig, output_dir: Path) -> Path:
     split = split_name(str(settings.split))
     stage = stage_of(split)
     output_dir = Path(output_dir)
-    check_nothing_to_overwrite(output_dir, stage)
+    refuse_to_overwrite(output_dir, (SUMMARY, f"errors_{stage}.csv"), "an error analysis")
     labeled = run_data(run_config(run_dir))
     if split not in labeled.splits:
         close = did_you_mean(split, list(labeled.splits))

@@ -13,10 +13,9 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from emo_lightning.analysis import figures
+from emo_lightning.analysis import explore_figures as figures
 from emo_lightning.data.encoding import LABELS, TEXT
-from emo_lightning.utils.atomic import atomic_write_text
-from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.atomic import atomic_write_text, refuse_to_overwrite
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ class Duplicates:
 def run_explore(cfg: DictConfig, output_dir: Path) -> Path:
     """Explore `cfg.data` into `output_dir`; return the summary.md written there."""
     output_dir = Path(output_dir)
-    check_nothing_to_overwrite(output_dir)
+    refuse_to_overwrite(output_dir, (SUMMARY, *SINGLE_LABEL_FIGURES, *MULTI_LABEL_FIGURES), "an exploration")
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     names, multi_label = list(datamodule.label_names), datamodule.multi_label
@@ -68,15 +67,6 @@ def run_explore(cfg: DictConfig, output_dir: Path) -> Path:
     atomic_write_text(summary, summary_markdown(datamodule.name, splits, names, multi_label, limit, datamodule))
     log.info("explore: %s and its figures in %s", SUMMARY, output_dir)
     return summary
-
-
-def check_nothing_to_overwrite(output_dir: Path) -> None:
-    found = [n for n in (SUMMARY, *SINGLE_LABEL_FIGURES, *MULTI_LABEL_FIGURES) if (output_dir / n).exists()]
-    if found:
-        raise ConfigError(
-            f"{output_dir} already holds an exploration ({', '.join(found)}): give a new hydra.run.dir "
-            "(or leave it out for a new time-stamped folder)"
-        )
 
 
 def split_data(dataset, tokenizer, multi_label: bool) -> SplitData:

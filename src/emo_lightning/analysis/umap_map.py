@@ -13,7 +13,7 @@ from sklearn.preprocessing import MinMaxScaler
 from emo_lightning.analysis.features import POOLINGS, load_datamodule, split_features
 from emo_lightning.analysis.plotting import pyplot, save_figure
 from emo_lightning.data.encoding import LABELS
-from emo_lightning.utils.atomic import atomic_write_text
+from emo_lightning.utils.atomic import atomic_write_text, refuse_to_overwrite
 from emo_lightning.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def run_umap(cfg: DictConfig, output_dir: Path) -> Path:
     output_dir = Path(output_dir)
     settings = cfg.umap
     check_settings(settings, cfg.baseline.batch_size)
-    check_nothing_to_overwrite(output_dir)
+    refuse_to_overwrite(output_dir, (SUMMARY, FIGURE), "a UMAP map")
     datamodule = load_datamodule(cfg)
     total = len(datamodule.tokenized["train"])
     if total <= settings.n_neighbors:
@@ -70,15 +70,6 @@ def check_settings(settings: DictConfig, batch_size: int) -> None:
         raise ConfigError(f"umap.gridsize={settings.gridsize} must be ≥ 1: e.g. umap.gridsize=30")
     if int(batch_size) < 1:
         raise ConfigError(f"baseline.batch_size={batch_size} must be ≥ 1: e.g. baseline.batch_size=128")
-
-
-def check_nothing_to_overwrite(output_dir: Path) -> None:
-    found = [name for name in (SUMMARY, FIGURE) if (output_dir / name).exists()]
-    if found:
-        raise ConfigError(
-            f"{output_dir} already holds a UMAP map ({', '.join(found)}): give a new hydra.run.dir "
-            "(or leave it out for a new time-stamped folder)"
-        )
 
 
 def label_matrix(labels: np.ndarray, num_labels: int, multi_label: bool) -> np.ndarray:

@@ -15,7 +15,8 @@ import torch
 
 from emo_lightning.inference.engine import Backend, decide, predict_logits, to_probabilities
 from emo_lightning.models.calibration import calibrated_thresholds, expected_calibration_error, fit_temperatures
-from emo_lightning.models.thresholds import ThresholdTuner, binary_f1, micro_f1, sample_jaccard
+from emo_lightning.models.metrics import per_label_f1, set_metrics
+from emo_lightning.models.thresholds import ThresholdTuner
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -25,20 +26,6 @@ def gold_sets(targets: torch.Tensor, num_labels: int) -> torch.Tensor:
     if targets.ndim == 1:
         return torch.nn.functional.one_hot(targets.long(), num_labels).bool()
     return targets.bool()
-
-
-def set_metrics(pred: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:
-    """Multi-label metrics of predicted label sets: micro/macro F1, sample Jaccard, exact match."""
-    return {
-        "f1_micro": float(micro_f1(pred, gold)),
-        "f1_macro": float(binary_f1(pred, gold, dim=0).mean()),
-        "jaccard": float(sample_jaccard(pred, gold)),
-        "exact_match": float((pred == gold).all(dim=1).double().mean()),
-    }
-
-
-def per_label_f1(pred: torch.Tensor, gold: torch.Tensor, label_names: list[str]) -> dict[str, float]:
-    return {name: round(float(f1), 4) for name, f1 in zip(label_names, binary_f1(pred, gold, dim=0))}
 
 
 def stage_of(split: str) -> str:

@@ -29,8 +29,8 @@ from emo_lightning.inference.backends import measure_speeds
 from emo_lightning.inference.engine import TorchBackend, decide, predict_probabilities
 from emo_lightning.inference.onnx_backend import FP32_FILE, INPUT_NAMES, INT8_FILE, OnnxBackend
 from emo_lightning.models.folder import CLASSIFIER_FILE, ClassifierSpec, load_model_dir, read_spec
+from emo_lightning.models.metrics import micro_f1
 from emo_lightning.models.network import EmotionNetwork
-from emo_lightning.models.thresholds import micro_f1
 from emo_lightning.utils.atomic import atomic_dir
 from emo_lightning.utils.console import quiet_modules
 from emo_lightning.utils.errors import ConfigError

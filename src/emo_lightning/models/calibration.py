@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from emo_lightning.models.heads import LabelPromptHead, LinearHead, MLPHead
+from emo_lightning.models.heads import PooledHead
 
 # The search interval of each temperature. Below 0.2 a threshold in [0.05, 0.95] would map past float32's last sigmoid
 # value below 1 (|logit(t) / T| > 16.6), and ties with saturated probabilities could flip decisions.
@@ -84,29 +84,15 @@ def expected_calibration_error(probs: torch.Tensor, targets: torch.Tensor, multi
     return float(multiclass_calibration_error(probs, targets.long(), probs.shape[1], ECE_BINS))
 
 
-def final_layer_names(head: nn.Module, temperatures: list[float]) -> list[str] | None:
-    """State-dict keys whose division by the temperatures divides the head's logits by them (one row per label);
-    None where no such keys exist: LabelPromptHead's one scorer serves every label, so it folds a single
-    temperature only."""
-    if isinstance(head, LinearHead):
-        return ["classifier.weight", "classifier.bias"]
-    if isinstance(head, MLPHead):
-        last = len(head.mlp) - 1
-        return [f"mlp.{last}.weight", f"mlp.{last}.bias"]
-    if isinstance(head, LabelPromptHead) and len(set(temperatures)) == 1:
-        return ["scorer.weight", "scorer.bias", "label_bias"]
-    return None
-
-
 def folded_head_weights(head: nn.Module, temperatures: list[float]) -> dict[str, torch.Tensor] | None:
     """The head's fp32 weights with the temperatures folded in (its logits come out divided by them); None where
-    they cannot be folded (see `final_layer_names`; the engine then divides the logits)."""
-    names = final_layer_names(head, temperatures)
+    they cannot be folded (see `PooledHead.temperature_layers`; the engine then divides the logits)."""
+    names = head.temperature_layers(temperatures) if isinstance(head, PooledHead) else None
     if names is None:
         return None
     state = {k: v.detach().float().cpu().contiguous() for k, v in head.state_dict().items()}
     divisors = torch.tensor(temperatures, dtype=torch.float64)
-    if isinstance(head, LabelPromptHead):
+    if head.shares_one_temperature():
         divisors = divisors[:1]  # one temperature, shared by the scorer and every label's bias
     for name in names:
         value = state[name].double()

@@ -11,7 +11,7 @@ from torch.amp.grad_scaler import OptState
 from torchmetrics import MeanMetric
 
 from emo_lightning.models.clipping import clip_grad_norm
-from emo_lightning.models.metrics import build_metrics, headline_metric
+from emo_lightning.models.loop_metrics import build_metrics, headline_metric
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.models.param_groups import ParameterGroups
 

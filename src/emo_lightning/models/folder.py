@@ -44,7 +44,7 @@ from transformers import (
 
 from emo_lightning.models.calibration import folded_head_weights
 from emo_lightning.models.card import render_card
-from emo_lightning.models.heads import LabelPromptHead, LinearHead, MLPHead
+from emo_lightning.models.heads import HEADS, LinearHead
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.utils.errors import ConfigError
 
@@ -55,7 +55,6 @@ CARD_FILE = "README.md"
 # Model types whose `*ForSequenceClassification` is dropout(encoder pooler output) → Linear `classifier`: exactly our
 # LinearHead(pooling="pooler").
 SEQUENCE_CLASSIFIERS = ("bert", "squeezebert")
-HEADS: dict[str, type[nn.Module]] = {"linear": LinearHead, "mlp": MLPHead, "label_prompt": LabelPromptHead}
 HEAD_NAMES = ", ".join(HEADS)
 # Folders written before the `type` key named the class by `_target_`: accepted for exactly these strings.
 HEAD_TARGETS = {f"{cls.__module__}.{cls.__qualname__}": key for key, cls in HEADS.items()}

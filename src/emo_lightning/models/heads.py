@@ -16,6 +16,18 @@ from transformers import PreTrainedTokenizerBase
 from emo_lightning.utils.errors import ConfigError
 
 POOLINGS = ("cls", "mean", "max", "pooler")
+HEADS: dict[str, type[PooledHead]] = {}  # `type` in a model folder's classifier.json → class: what a folder may name
+
+
+def register_head(name: str):
+    """Class decorator: the head is known to model folders, calibration and wiring by `name` (its `conf/head/`
+    file's name)."""
+
+    def register(cls: type[PooledHead]) -> type[PooledHead]:
+        HEADS[name] = cls
+        return cls
+
+    return register
 
 
 class Pooler(nn.Module):
@@ -42,7 +54,9 @@ class Pooler(nn.Module):
 
 
 class PooledHead(nn.Module):
-    """A head that pools the encoder's output with `self.pool` (a `Pooler`)."""
+    """A head that pools the encoder's output with `self.pool` (a `Pooler`). What a new head may override: the
+    arguments it takes from the data (`data_arguments`), a check of the input it needs (`check_input`), and the
+    output layer that calibration folds its temperatures into (`temperature_layers`)."""
 
     pool: Pooler
 
@@ -51,7 +65,26 @@ class PooledHead(nn.Module):
         """Whether it reads the encoder's pooler output (so the pooler layer trains)."""
         return self.pool.mode == "pooler"
 
+    @classmethod
+    def data_arguments(cls, tokenizer: PreTrainedTokenizerBase, label_names: list[str]) -> dict:
+        """Constructor arguments that come from the data and tokenizer (saved in the model folder); none here."""
+        return {}
 
+    @classmethod
+    def check_input(cls, positions: int | None, arguments: dict, max_length: int) -> None:
+        """Refuse, before training, a head whose input cannot fit the encoder's `positions`; nothing to check here."""
+
+    def temperature_layers(self, temperatures: list[float]) -> list[str] | None:
+        """State-dict keys whose division by the temperatures (one per label, or one shared) divides the logits by
+        them; None where no such keys exist (the engine then divides the logits)."""
+        return None
+
+    def shares_one_temperature(self) -> bool:
+        """Whether one output unit serves every label (its folded layers take a single temperature)."""
+        return False
+
+
+@register_head("linear")
 class LinearHead(PooledHead):
     """Pooling → dropout → linear."""
 
@@ -66,7 +99,11 @@ class LinearHead(PooledHead):
     ) -> torch.Tensor:
         return self.classifier(self.dropout(self.pool(hidden, attention_mask, pooled)))  # (batch, num_labels)
 
+    def temperature_layers(self, temperatures: list[float]) -> list[str]:
+        return ["classifier.weight", "classifier.bias"]
 
+
+@register_head("mlp")
 class MLPHead(PooledHead):
     """Pooling → dropout → linear → GELU → dropout → linear."""
 
@@ -94,6 +131,10 @@ class MLPHead(PooledHead):
     ) -> torch.Tensor:
         return self.mlp(self.pool(hidden, attention_mask, pooled))  # (batch, num_labels)
 
+    def temperature_layers(self, temperatures: list[float]) -> list[str]:
+        last = len(self.mlp) - 1
+        return [f"mlp.{last}.weight", f"mlp.{last}.bias"]
+
 
 def label_prompt(tokenizer: PreTrainedTokenizerBase, label_names: list[str]) -> dict:
     """Token ids of the label names as one segment (with the tokenizer's special tokens), the position of each
@@ -106,6 +147,7 @@ def label_prompt(tokenizer: PreTrainedTokenizerBase, label_names: list[str]) -> 
     return {"prompt_ids": encoded["input_ids"], "label_positions": positions, "drop_first": starts_special}
 
 
+@register_head("label_prompt")
 class LabelPromptHead(PooledHead):
     """Label names before the text; label i's logit from [its name's token ; pooled text] → dropout → linear.
 
@@ -150,3 +192,25 @@ class LabelPromptHead(PooledHead):
         labels = hidden[:, self.positions]  # (batch, num_labels, hidden)
         features = torch.cat([labels, text.unsqueeze(1).expand_as(labels)], dim=-1)
         return self.scorer(self.dropout(features)).squeeze(-1) + self.label_bias  # (batch, num_labels)
+
+    @classmethod
+    def data_arguments(cls, tokenizer: PreTrainedTokenizerBase, label_names: list[str]) -> dict:
+        return label_prompt(tokenizer, label_names)
+
+    @classmethod
+    def check_input(cls, positions: int | None, arguments: dict, max_length: int) -> None:
+        """The label names go before every text: prompt + text must fit in the model's positions."""
+        prompt_length = len(arguments["prompt_ids"]) - int(arguments["drop_first"])
+        if positions is not None and prompt_length + max_length > positions:
+            raise ConfigError(
+                f"head=label_prompt puts {prompt_length} tokens of label names before each text, and with "
+                f"data.max_length={max_length} that is more than the {positions} positions the model reads: "
+                f"set data.max_length ≤ {positions - prompt_length}, or use head=linear"
+            )
+
+    def temperature_layers(self, temperatures: list[float]) -> list[str] | None:
+        """One scorer serves every label, so only a single shared temperature folds in."""
+        return ["scorer.weight", "scorer.bias", "label_bias"] if len(set(temperatures)) == 1 else None
+
+    def shares_one_temperature(self) -> bool:
+        return True

@@ -1,68 +1,44 @@
-"""Metrics over a whole split (torchmetrics accumulates; nothing is averaged per batch)."""
+"""The metric formulas on predicted and gold label sets (F1, sample Jaccard, exact match): threshold tuning, the
+final evaluation, the analysis tasks and the export checks score with these, and the Lightning loop's streaming
+collection (`loop_metrics`) uses the same Jaccard. Light: torch only, so that inference imports stay small."""
 
 from __future__ import annotations
 
 import torch
-from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassF1Score,
-    MultilabelAUROC,
-    MultilabelExactMatch,
-    MultilabelF1Score,
-)
 
 
-class SampleJaccard(Metric):
-    """Sample-averaged Jaccard |pred ∩ gold| / |pred ∪ gold| (SemEval-2018 E-c's official metric).
-
-    A text with no gold and no predicted label counts as a perfect match (1.0), as in the task's scorer.
-    """
-
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(self, threshold: float = 0.5, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.threshold = threshold
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, probs: torch.Tensor, target: torch.Tensor) -> None:
-        pred = probs >= self.threshold
-        gold = target.bool()
-        inter = (pred & gold).sum(dim=1).double()
-        union = (pred | gold).sum(dim=1).double()
-        self.total += torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).sum()
-        self.count += target.shape[0]
-
-    def compute(self) -> torch.Tensor:
-        return (self.total / self.count.clamp(min=1)).float()
+def binary_f1(pred: torch.Tensor, gold: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """F1 along `dim` of boolean tensors; 0 where there is neither a prediction nor a gold label."""
+    tp = (pred & gold).sum(dim).double()
+    denominator = pred.sum(dim).double() + gold.sum(dim).double()
+    return torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.zeros_like(tp))
 
 
-def build_metrics(num_labels: int, multi_label: bool, threshold: float = 0.5, **kwargs) -> MetricCollection:
-    """Metrics for the task; inputs are probabilities (batch, num_labels) and int targets. `kwargs` go to every
-    metric (e.g. `sync_on_compute=False`: one process's whole split, no gathering over DDP ranks)."""
-    if not multi_label:
-        return MetricCollection(
-            {
-                "accuracy": MulticlassAccuracy(num_labels, average="micro", **kwargs),
-                "f1_macro": MulticlassF1Score(num_labels, average="macro", **kwargs),
-                "f1_weighted": MulticlassF1Score(num_labels, average="weighted", **kwargs),
-            }
-        )
-    return MetricCollection(
-        {
-            "f1_micro": MultilabelF1Score(num_labels, threshold=threshold, average="micro", **kwargs),
-            "f1_macro": MultilabelF1Score(num_labels, threshold=threshold, average="macro", **kwargs),
-            "auroc_micro": MultilabelAUROC(num_labels, average="micro", **kwargs),
-            "auroc_macro": MultilabelAUROC(num_labels, average="macro", **kwargs),
-            "jaccard": SampleJaccard(threshold=threshold, **kwargs),
-            "exact_match": MultilabelExactMatch(num_labels, threshold=threshold, **kwargs),
-        }
-    )
+def jaccard_per_text(pred: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """|pred ∩ gold| / |pred ∪ gold| of each text (row) of boolean tensors; a text with neither counts 1."""
+    inter = (pred & gold).sum(1).double()
+    union = (pred | gold).sum(1).double()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
-def headline_metric(multi_label: bool) -> str:
-    """The metric that picks the best checkpoint: accuracy (single-label), macro-F1 (multi-label)."""
-    return "f1_macro" if multi_label else "accuracy"
+def sample_jaccard(pred: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Mean over texts of `jaccard_per_text` (SemEval-2018 E-c's official metric)."""
+    return jaccard_per_text(pred, gold).mean()
+
+
+def micro_f1(pred: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    return binary_f1(pred.flatten(), gold.flatten())
+
+
+def set_metrics(pred: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:
+    """Multi-label metrics of predicted label sets: micro/macro F1, sample Jaccard, exact match."""
+    return {
+        "f1_micro": float(micro_f1(pred, gold)),
+        "f1_macro": float(binary_f1(pred, gold, dim=0).mean()),
+        "jaccard": float(sample_jaccard(pred, gold)),
+        "exact_match": float((pred == gold).all(dim=1).double().mean()),
+    }
+
+
+def per_label_f1(pred: torch.Tensor, gold: torch.Tensor, label_names: list[str]) -> dict[str, float]:
+    return {name: round(float(f1), 4) for name, f1 in zip(label_names, binary_f1(pred, gold, dim=0))}

@@ -15,28 +15,11 @@ from __future__ import annotations
 
 import torch
 
+from emo_lightning.models.metrics import binary_f1, micro_f1, sample_jaccard
 from emo_lightning.utils.errors import ConfigError
 
 STRATEGIES = ("none", "global", "per_label")
 GLOBAL_OBJECTIVES = ("f1_micro", "jaccard")
-
-
-def binary_f1(pred: torch.Tensor, gold: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """F1 along `dim` of boolean tensors; 0 where there is neither a prediction nor a gold label."""
-    tp = (pred & gold).sum(dim).double()
-    denominator = pred.sum(dim).double() + gold.sum(dim).double()
-    return torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.zeros_like(tp))
-
-
-def sample_jaccard(pred: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
-    """Mean over texts of |pred ∩ gold| / |pred ∪ gold|; a text with neither counts 1."""
-    inter = (pred & gold).sum(1).double()
-    union = (pred | gold).sum(1).double()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean()
-
-
-def micro_f1(pred: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
-    return binary_f1(pred.flatten(), gold.flatten())
 
 
 class ThresholdTuner:

@@ -11,7 +11,6 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from emo_lightning.analysis.run_plots import publish_errors
 from emo_lightning.data.encoding import LABELS, TEXT
 from emo_lightning.evaluation.error_rows import error_rows, write_errors
 from emo_lightning.evaluation.predictions import write_split_predictions
@@ -19,6 +18,7 @@ from emo_lightning.evaluation.splits import Evaluation, evaluate_splits, stage_o
 from emo_lightning.inference.engine import TorchBackend
 from emo_lightning.models.card import card_facts
 from emo_lightning.models.folder import save_model_dir
+from emo_lightning.training.run_plots import publish_errors
 from emo_lightning.training.setup import Run
 from emo_lightning.training.stopping import stopped_phrase
 from emo_lightning.utils.atomic import atomic_dir

@@ -15,16 +15,16 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
-from emo_lightning.analysis.run_plots import RunPlots
 from emo_lightning.data.datamodule import TextClassificationDataModule
 from emo_lightning.models.backbone import check_max_length, position_limit
 from emo_lightning.models.classifier import EmotionClassifier
 from emo_lightning.models.folder import ClassifierSpec
-from emo_lightning.models.heads import LabelPromptHead, label_prompt
+from emo_lightning.models.heads import PooledHead
 from emo_lightning.models.network import EmotionNetwork
 from emo_lightning.models.thresholds import ThresholdTuner
 from emo_lightning.training.checkpointing import AtomicCheckpointIO, newest_checkpoint
 from emo_lightning.training.distributed import is_extra_rank
+from emo_lightning.training.run_plots import RunPlots
 from emo_lightning.utils.atomic import remove_partials
 from emo_lightning.utils.console import no_datasets_bars
 from emo_lightning.utils.errors import ConfigError
@@ -77,9 +77,11 @@ def build_classifier(cfg: DictConfig, datamodule) -> tuple[EmotionClassifier, Cl
     backbone = instantiate(cfg.model, tokenizer=datamodule.tokenizer)
     check_max_length(backbone.config, datamodule.tokenizer, datamodule.max_length)
     head_args = {"hidden_size": backbone.config.hidden_size, "num_labels": datamodule.num_labels}
-    if issubclass(get_class(cfg.head._target_), LabelPromptHead):
-        head_args |= label_prompt(datamodule.tokenizer, datamodule.label_names)
-        check_prompt_fits(backbone.config, datamodule.tokenizer, head_args, datamodule.max_length)
+    head_class = get_class(cfg.head._target_)
+    if issubclass(head_class, PooledHead):  # what the head takes from the data, and whether its input fits
+        head_args |= head_class.data_arguments(datamodule.tokenizer, datamodule.label_names)
+        positions = position_limit(backbone.config, datamodule.tokenizer.pad_token_id)
+        head_class.check_input(positions, head_args, datamodule.max_length)
     head = instantiate(cfg.head, **head_args)
     loss = instantiate(
         cfg.loss,
@@ -105,18 +107,6 @@ def build_classifier(cfg: DictConfig, datamodule) -> tuple[EmotionClassifier, Cl
         head={**OmegaConf.to_container(cfg.head, resolve=True), **head_args},
     )
     return module, spec
-
-
-def check_prompt_fits(config, tokenizer, prompt: dict, max_length: int) -> None:
-    """The label names go before every text: prompt + text must fit in the model's positions."""
-    limit = position_limit(config, tokenizer.pad_token_id)
-    prompt_length = len(prompt["prompt_ids"]) - int(prompt["drop_first"])
-    if limit is not None and prompt_length + max_length > limit:
-        raise ConfigError(
-            f"head=label_prompt puts {prompt_length} tokens of label names before each text, and with "
-            f"data.max_length={max_length} that is more than the {limit} positions the model reads: "
-            f"set data.max_length ≤ {limit - prompt_length}, or use head=linear"
-        )
 
 
 def build_trainer(cfg: DictConfig, **kwargs) -> L.Trainer:

@@ -17,8 +17,10 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from emo_lightning.utils.errors import ConfigError
 
 PARTIAL = ".partial"
 
@@ -144,3 +146,14 @@ def remove_partials(folder: str | Path) -> list[Path]:
         else:
             leftover.unlink()
     return leftovers
+
+
+def refuse_to_overwrite(output_dir: Path, names: Iterable[str], what: str) -> None:
+    """Raise ConfigError, before any work, when `output_dir` already holds one of `names` (from an earlier `what`):
+    a new folder is the fix, and nothing there is touched."""
+    found = [name for name in names if (Path(output_dir) / name).exists()]
+    if found:
+        raise ConfigError(
+            f"{output_dir} already holds {what} ({', '.join(found)}): give a new hydra.run.dir "
+            "(or leave it out for a new time-stamped folder)"
+        )

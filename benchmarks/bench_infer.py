@@ -177,8 +177,9 @@ def check_run_folder(run_dir: Path) -> None:
 
 def ensure_export(run_dir: Path) -> dict:
     """The run's onnx/ parity report, exporting it (int8, else fp32) when there is none."""
-    parity = run_dir / "onnx" / "parity.json"
-    if not parity.is_file():
+    from emo_lightning.inference.parity import read_parity
+
+    if read_parity(run_dir / "onnx") is None:
         for fmt in ("onnx-int8", "onnx"):
             print(f"exporting {run_dir} format={fmt} …", flush=True)
             done = subprocess.run(
@@ -192,7 +193,7 @@ def ensure_export(run_dir: Path) -> dict:
                 break
         else:
             sys.exit(f"error: the export of {run_dir} failed; see above")
-    return json.loads(parity.read_text())
+    return read_parity(run_dir / "onnx")
 
 
 def free_port() -> int:
@@ -289,6 +290,7 @@ def main() -> None:
 
     import torch
 
+    from emo_lightning.inference.parity import passed_backends
     from emo_lightning.utils.hardware import Hardware, inference_dtype, machine_id
 
     args.run = (args.run or newest_emotion_run()).resolve()
@@ -297,8 +299,7 @@ def main() -> None:
     print(f"machine: {machine_id()} (torch {torch.__version__}, {torch.get_num_threads()} threads)")
     print(f"run: {args.run}")
     parity = ensure_export(args.run)
-    checked = parity["backends"] + parity.get("torch_precision", []) + parity.get("openvino", [])
-    passed = [r["backend"] for r in checked if r["passed"]]
+    passed = passed_backends(parity)
     print(f"parity passed: {', '.join(passed)}; speeds measured at export: {parity.get('speeds', {}).get('auto')}\n")
     names = ["pipeline", "torch-fp32"]
     if inference_dtype("auto", hw, torch.device("cpu")) != torch.float32:

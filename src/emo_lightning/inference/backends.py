@@ -8,7 +8,6 @@ the nearer of those sizes. Without measurements of this machine it takes a rule 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from emo_lightning.inference.engine import Backend, TorchBackend, predict_probabilities
+from emo_lightning.inference.parity import PARITY_FILE, backend_records, passed_backends, read_parity
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, inference_dtype, machine_id
 
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 BACKEND_CHOICES = ("auto", "torch", "onnx", "onnx-int8", "openvino")
 EXPORTED_BACKENDS = ("onnx", "onnx-int8", "openvino")  # they run the onnx/ export
 MEASURED_BATCH_SIZES = (1, 64)
-PARITY_FILE = "parity.json"
 
 
 class RoutedBackend:
@@ -104,7 +103,7 @@ def check_exported(onnx_dir: Path, backend: str) -> dict:
     """The parity record of `backend` in the export; a one-line ConfigError where there is none, or it failed."""
     report = read_parity(onnx_dir)
     fmt = "onnx-int8" if backend == "onnx-int8" else "onnx"
-    records = [] if report is None else report["backends"] + report.get("openvino", [])
+    records = backend_records(report, ("backends", "openvino"))
     found = [record for record in records if record["backend"] in (backend, f"{backend}-fp32", f"{backend}-bf16")]
     if not found:
         redo = f"delete {onnx_dir} and run" if onnx_dir.exists() else "run"
@@ -115,16 +114,6 @@ def check_exported(onnx_dir: Path, backend: str) -> dict:
     if not found[0]["passed"]:
         raise ConfigError(f"backend={backend} failed its parity check at export ({found[0]['problem']})")
     return found[0]
-
-
-def read_parity(onnx_dir: Path) -> dict | None:
-    path = onnx_dir / PARITY_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path} is not valid JSON ({error}): delete {onnx_dir} and export again") from None
 
 
 def auto_backend(network: torch.nn.Module, onnx_dir: Path, device: torch.device) -> Backend:
@@ -153,7 +142,7 @@ def fastest(speeds: dict[str, float]) -> str:
 def rule_choices(report: dict | None, device: torch.device) -> dict[int, str]:
     """Without measurements: an exported ONNX model that passed (int8 first), else PyTorch at the machine's
     precision for large batches and fp32 for single texts (on an AMX CPU bf16 pays off only in batches)."""
-    passed = [record["backend"] for record in (report or {}).get("backends", []) if record.get("passed")]
+    passed = passed_backends(report, ("backends",))
     for name in ("onnx-int8", "onnx"):
         if name in passed:
             return {size: name for size in MEASURED_BATCH_SIZES}

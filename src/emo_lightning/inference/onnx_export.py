@@ -15,7 +15,6 @@ The folder appears whole, after its parity check passed, or not at all.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import shutil
 import time
@@ -28,6 +27,7 @@ import torch
 from emo_lightning.inference.backends import measure_speeds
 from emo_lightning.inference.engine import TorchBackend, decide, predict_probabilities
 from emo_lightning.inference.onnx_backend import FP32_FILE, INPUT_NAMES, INT8_FILE, OnnxBackend
+from emo_lightning.inference.parity import write_parity
 from emo_lightning.models.folder import CLASSIFIER_FILE, ClassifierSpec, load_model_dir, read_spec
 from emo_lightning.models.metrics import micro_f1
 from emo_lightning.models.network import EmotionNetwork
@@ -368,7 +368,7 @@ def export_run(
             candidates = [machine, *backends, openvino]
             timed = [TorchBackend(network)] + [b for b in candidates if b is not None and b.name in passed]
             report["speeds"] = measure_speeds(timed, tokenizer, data.texts, spec.max_length, spec.multi_label)
-        (partial / "parity.json").write_text(json.dumps(report, indent=2))
+        write_parity(partial, report)
     return report
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from emo_lightning.inference import onnx_export
+from emo_lightning.inference import onnx_export, parity_check
 from emo_lightning.inference.engine import TorchBackend, predict_probabilities
 from emo_lightning.inference.onnx_backend import OnnxBackend, machine_cores
 from emo_lightning.inference.onnx_export import export_run
@@ -139,7 +139,7 @@ def test_openvino_backend_predicts_torch_probabilities_alone_and_in_lanes(tiny_c
 
 def test_failed_parity_leaves_no_folder(tiny_cfg, tmp_path, monkeypatch):
     run_dir = tiny_run(tiny_cfg)
-    monkeypatch.setattr(onnx_export, "FP32_MAX_DIFF", -1.0)  # every difference, even none, is above it
+    monkeypatch.setattr(parity_check, "FP32_MAX_DIFF", -1.0)  # every difference, even none, is above it
     with pytest.raises(ConfigError, match=r"model.onnx.s probabilities differ from PyTorch.s by .* \(allowed -1e"):
         export_run(run_dir, "onnx", optimize=False)
     assert not [p for p in tmp_path.iterdir() if "onnx" in p.name]

@@ -29,7 +29,7 @@ train:  ## fine-tune (default: MiniLM on dair-ai/emotion); extra overrides via A
 	$(PY) train.py $(ARGS)
 
 test:  ## the default test suite, one worker per core (~8 min on 2 cores; full-dataset training excluded)
-	$(PY) -m pytest -n auto $(ARGS)
+	$(PY) -m pytest -n auto --durations=15 $(ARGS)
 
 PRECISION_TESTS ?= tests/test_hardware.py tests/test_training.py tests/test_batching.py
 test-precision:  ## the precision-dependent tests as an AMX machine (bf16) and as an AVX2 one (fp32), on any machine

@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -24,9 +25,44 @@ from emo_lightning.utils.hardware import Hardware, inference_dtype, machine_id
 
 log = logging.getLogger(__name__)
 
-BACKEND_CHOICES = ("auto", "torch", "onnx", "onnx-int8", "openvino")
-EXPORTED_BACKENDS = ("onnx", "onnx-int8", "openvino")  # they run the onnx/ export
 MEASURED_BATCH_SIZES = (1, 64)
+
+
+def open_torch(name: str, network: torch.nn.Module, onnx_dir: Path, device: torch.device) -> Backend:
+    return TorchBackend(network, inference_dtype(name.removeprefix("torch-"), Hardware.detect(), device), device)
+
+
+def open_onnx(name: str, network: torch.nn.Module, onnx_dir: Path, device: torch.device) -> Backend:
+    from emo_lightning.inference.onnx_backend import OnnxBackend
+
+    return OnnxBackend(onnx_dir, int8=name == "onnx-int8")
+
+
+def open_openvino(name: str, network: torch.nn.Module, onnx_dir: Path, device: torch.device) -> Backend:
+    from emo_lightning.inference.openvino_backend import OpenVinoBackend
+
+    return OpenVinoBackend(onnx_dir, torch.bfloat16 if name == "openvino-bf16" else torch.float32)
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """A `backend=` option: the `Backend.name`s it runs as (what parity.json records), whether it runs the `onnx/`
+    export, and how to open one of those names (its module is imported only then)."""
+
+    names: tuple[str, ...]
+    exported: bool
+    open: Callable[[str, torch.nn.Module, Path, torch.device], Backend]
+
+
+# `backend=` option → kind. A new backend: its module in inference/, one entry here (and its parity in the export).
+BACKENDS: dict[str, BackendKind] = {
+    "torch": BackendKind(("torch-fp32", "torch-bf16", "torch-fp16"), exported=False, open=open_torch),
+    "onnx": BackendKind(("onnx",), exported=True, open=open_onnx),
+    "onnx-int8": BackendKind(("onnx-int8",), exported=True, open=open_onnx),
+    "openvino": BackendKind(("openvino-fp32", "openvino-bf16"), exported=True, open=open_openvino),
+}
+BACKEND_CHOICES = ("auto", *BACKENDS)
+EXPORTED_BACKENDS = tuple(option for option, kind in BACKENDS.items() if kind.exported)  # they run the onnx/ export
 
 
 class RoutedBackend:
@@ -104,7 +140,7 @@ def check_exported(onnx_dir: Path, backend: str) -> dict:
     report = read_parity(onnx_dir)
     fmt = "onnx-int8" if backend == "onnx-int8" else "onnx"
     records = backend_records(report, ("backends", "openvino"))
-    found = [record for record in records if record["backend"] in (backend, f"{backend}-fp32", f"{backend}-bf16")]
+    found = [record for record in records if record["backend"] in BACKENDS[backend].names]
     if not found:
         redo = f"delete {onnx_dir} and run" if onnx_dir.exists() else "run"
         raise ConfigError(
@@ -151,16 +187,11 @@ def rule_choices(report: dict | None, device: torch.device) -> dict[int, str]:
 
 
 def named_backend(name: str, network: torch.nn.Module, onnx_dir: Path, device: torch.device) -> Backend:
-    """A backend by its `Backend.name`: torch-fp32, torch-bf16, torch-fp16, onnx, onnx-int8, openvino-fp32/-bf16."""
-    if name.startswith("torch-"):
-        return TorchBackend(network, inference_dtype(name.removeprefix("torch-"), Hardware.detect(), device), device)
-    if name.startswith("openvino-"):
-        from emo_lightning.inference.openvino_backend import OpenVinoBackend
-
-        return OpenVinoBackend(onnx_dir, torch.bfloat16 if name == "openvino-bf16" else torch.float32)
-    from emo_lightning.inference.onnx_backend import OnnxBackend
-
-    return OnnxBackend(onnx_dir, int8=name == "onnx-int8")
+    """A backend by its `Backend.name` (torch-fp32, torch-bf16, onnx, onnx-int8, openvino-bf16, …: `BACKENDS`)."""
+    kind = next((kind for kind in BACKENDS.values() if name in kind.names), None)
+    if kind is None:
+        raise ConfigError(f"{name} is not a backend this version runs: export the run again with export.py")
+    return kind.open(name, network, onnx_dir, device)
 
 
 def texts_per_second(backend: Backend, tokenizer, texts: list[str], max_length: int, multi_label: bool, batch: int):

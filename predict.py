@@ -27,9 +27,10 @@ def print_predictions(predictor, texts: list[str], cfg: DictConfig) -> None:
 
 def check_settings(cfg: DictConfig) -> None:
     """The settings predict.py reads, checked before the model loads: one line naming the problem and the fix."""
-    from emo_lightning.utils.config import check_values
+    from emo_lightning.utils.config import read_value
+    from emo_lightning.utils.rules import PREDICT, check_values
 
-    check_values(cfg, predict_rules())
+    check_values(cfg, PREDICT, read=read_value)
     if bool(cfg.text or cfg.texts) == bool(cfg.input_file):
         raise ConfigError('give text="..." / texts=["...","..."], or input_file=<file> (one of them)')
     if cfg.input_file:
@@ -42,16 +43,6 @@ def print_file_summary(result) -> None:
     print(f"wrote {result.rows} rows with predictions to {result.output_file}")
     for name, count in result.label_counts.most_common():
         print(f"  {name:<16} {count:>7}  {count / max(result.rows, 1):6.1%}")
-
-
-def predict_rules() -> dict:
-    from emo_lightning.utils.config import Rule
-
-    return {
-        "threshold": Rule("0.5", above=0, below=1, others=(None,), others_mean="the thresholds saved with the model"),
-        "top_k": Rule("3", at_least=1, integer=True, others=(None,), others_mean="every label"),
-        "batch_size": Rule("64", at_least=1, integer=True),
-    }
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")

@@ -45,10 +45,23 @@ def preset_fingerprint(dataset: str, extra: list[str], conf_dir: Path = ROOT / "
     """Short hash of the config `experiment=<dataset>_minilm` + `extra` composes to, seed and paths left out."""
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={dataset}_minilm", *extra])
-    tree = OmegaConf.to_container(cfg, resolve=False)
+    tree = by_class_name(OmegaConf.to_container(cfg, resolve=False))
     for key in NOT_FINGERPRINTED:
         tree.pop(key, None)
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def by_class_name(node):
+    """`node` with each `_target_` cut to its class name: moving a module to another package changes no result,
+    so it does not redo the runs; renaming a class or changing any value does."""
+    if isinstance(node, dict):
+        return {
+            k: v.rsplit(".", 1)[-1] if k == "_target_" and isinstance(v, str) else by_class_name(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [by_class_name(v) for v in node]
+    return node
 
 
 def load_record(path: Path, fingerprint: str) -> dict | None:

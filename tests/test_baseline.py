@@ -113,7 +113,7 @@ def test_umap_writes_one_panel_per_label(tmp_path, tiny_models, tiny_mirror):
         ("baseline.poolings=[cls,max]", "baseline.poolings has max: use cls and/or mean"),
         ("baseline.C=0", "baseline.C=0 must be > 0"),
         ("umap.pooling=max", "umap.pooling=max is not known"),
-        ("umap.n_neighbors=1", "umap.n_neighbors=1 must be ≥ 2"),
+        ("umap.n_neighbors=1", "umap.n_neighbors=1 must be an int ≥ 2"),
     ],
 )
 def test_bad_settings_fail_before_any_data_loads(tmp_path, override, message):

@@ -47,6 +47,19 @@ def test_fingerprint_follows_the_composed_preset_not_the_seed_or_paths(tmp_path)
     assert preset_fingerprint("sem_eval_2018", [], conf_dir=conf) != base
 
 
+def test_fingerprint_survives_a_module_move_but_not_a_class_change(tmp_path):
+    """Moving a class to another package (issue 34's layout) changes no result, so its records stay."""
+    base = preset_fingerprint("emotion", [])
+    conf = shutil.copytree(CONF, tmp_path / "conf")
+    checkpoint = conf / "callbacks" / "last_checkpoint.yaml"
+    text = checkpoint.read_text()
+    assert "_target_: emo_lightning.training.checkpointing.LastCheckpoint" in text
+    checkpoint.write_text(text.replace("emo_lightning.training.checkpointing.", "emo_lightning.elsewhere."))
+    assert preset_fingerprint("emotion", [], conf_dir=conf) == base
+    checkpoint.write_text(text.replace("LastCheckpoint", "AnotherCheckpoint"))
+    assert preset_fingerprint("emotion", [], conf_dir=conf) != base
+
+
 def test_a_record_of_another_config_is_not_reused(tmp_path):
     path = tmp_path / "seed0.json"
     assert load_record(path, "abc") is None

@@ -15,16 +15,15 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from emo_lightning.utils.config import (
-    VALUE_RULES,
     accepts,
     iter_target_nodes,
     parameter_annotations,
-    render,
-    rules_markdown,
     type_description,
     validate_config,
 )
 from emo_lightning.utils.errors import ConfigError, describe
+from emo_lightning.utils.rules import TRAIN as VALUE_RULES
+from emo_lightning.utils.rules import render, rules_markdown
 from tests.conftest import CONF, compose_train
 
 if TYPE_CHECKING:

@@ -149,7 +149,7 @@ def test_refusals_before_any_work(tiny_cfg, tmp_path):
     run_dir = tiny_run(tiny_cfg)
     cases = {
         ("onnx-fp16", 0.005, None): "format=onnx-fp16 is not known: use format=onnx or format=onnx-int8",
-        ("onnx", -1, None): "max_int8_drop=-1 is not a number ≥ 0: give e.g. max_int8_drop=0.005",
+        ("onnx", -1, None): "max_int8_drop=-1 must be ≥ 0: e.g. max_int8_drop=0.005",
         ("onnx", 0.005, "i am happy"): "parity_texts='i am happy' is not a list of texts",
     }
     for (fmt, drop, texts), message in cases.items():

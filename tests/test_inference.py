@@ -15,6 +15,7 @@ from emo_lightning.inference.engine import TorchBackend, decide, predict_probabi
 from emo_lightning.inference.predictor import EmotionPredictor
 from emo_lightning.train import train
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.rules import render
 from tests.test_predict_files import LABELS, TEXTS, model_dir
 
 HEAVY = ("lightning", "hydra", "pytorch_lightning")
@@ -130,8 +131,10 @@ def test_predictor_refuses_a_threshold_outside_zero_to_one(tmp_path, tiny_models
     number strictly between 0 and 1, is one line before the folder is read."""
     with pytest.raises(ConfigError) as info:
         EmotionPredictor(tmp_path / "not-read", threshold=bad)
+    number = isinstance(bad, int | float) and not isinstance(bad, bool)
     assert str(info.value) == (
-        f"threshold={bad!r} must be a number > 0 and < 1 (e.g. 0.5), or None for the thresholds saved with the model"
+        f"threshold={render(bad)} must be {'' if number else 'a number '}> 0 and < 1, or null for the thresholds "
+        "saved with the model: e.g. threshold=0.5"
     )
 
 

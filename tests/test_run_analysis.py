@@ -88,7 +88,7 @@ def test_errors_of_a_multi_label_test_split_draw_pr_curves(finished_run, tmp_pat
             "errors.split=tset is not a split name: did you mean errors.split=test?",  # before the data loads
         ),
         (["errors.precision=int8"], "errors.precision=int8 is not one of auto, fp32, bf16, fp16"),
-        (["errors.top=0"], "errors.top=0 must be a whole number ≥ 1"),
+        (["errors.top=0"], "errors.top=0 must be an int ≥ 1: e.g. errors.top=20"),
     ],
 )
 def test_bad_errors_settings_are_one_line(finished_run, tmp_path, overrides, message):

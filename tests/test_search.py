@@ -194,7 +194,7 @@ def test_pruner_settings_are_checked_in_one_line():
         pruner_settings("hyperband", 2, 0, None)
     with pytest.raises(ConfigError, match=r"^hydra.sweeper.pruner=threshold needs a number, not hydra.sweeper.pr"):
         pruner_settings("threshold", 2, 0, None)
-    with pytest.raises(ConfigError, match=r"^hydra.sweeper.pruner_warmup_steps=-1 must be a whole number >= 0: "):
+    with pytest.raises(ConfigError, match=r"^hydra.sweeper.pruner_warmup_steps=-1 must be an int ≥ 0: e.g. hydra"):
         pruner_settings("median", 2, -1, None)
 
 

@@ -220,11 +220,11 @@ def test_bad_config_exits_2_with_one_line_before_serving(folder):
         ("port=0",): "run_dir is required",
         (f"run_dir={folder}", "port=0", "backend=fastest"): "backend=fastest is not one of",
         (f"run_dir={folder}", port): "is in use",
-        (f"run_dir={folder}", "port=0", "limits.max_texts=0"): "limits.max_texts=0 is not a positive integer",
-        (f"run_dir={folder}", "limits.max_body_bytes=-5"): "limits.max_body_bytes=-5 is not a positive integer",
-        (f"run_dir={folder}", "max_batch_size=0"): "max_batch_size=0 is not a positive integer",
-        (f"run_dir={folder}", "batch_timeout=-1"): "batch_timeout=-1 is not a number of seconds >= 0",
-        (f"run_dir={folder}", "port=70000"): "port=70000 is not a port",
+        (f"run_dir={folder}", "port=0", "limits.max_texts=0"): "limits.max_texts=0 must be an int ≥ 1: e.g.",
+        (f"run_dir={folder}", "limits.max_body_bytes=-5"): "limits.max_body_bytes=-5 must be an int ≥ 1",
+        (f"run_dir={folder}", "max_batch_size=0"): "max_batch_size=0 must be an int ≥ 1",
+        (f"run_dir={folder}", "batch_timeout=-1"): "batch_timeout=-1 must be ≥ 0: e.g. batch_timeout=0.01",
+        (f"run_dir={folder}", "port=70000"): "port=70000 must be an int ≥ 0 and ≤ 65535",
         (f"run_dir={folder}", "limits=5"): "limits=5 is not a group of limits",
     }
     command = [sys.executable, "serve.py"]
@@ -261,10 +261,10 @@ def test_an_unexpected_error_is_a_generic_500_and_logged_with_its_traceback(fold
 @pytest.mark.parametrize(
     ("key", "value", "words"),
     [
-        ("batch_timeout", float("nan"), "batch_timeout=nan is not a number of seconds >= 0"),
-        ("shutdown_timeout", float("nan"), "shutdown_timeout=nan is not a positive number of seconds"),
-        ("threshold", float("nan"), "threshold=nan is not a probability"),
-        ("threshold", 0.0, "threshold=0.0 is not a probability"),
+        ("batch_timeout", float("nan"), "batch_timeout=nan must be ≥ 0"),
+        ("shutdown_timeout", float("nan"), "shutdown_timeout=nan must be > 0"),
+        ("threshold", float("nan"), "threshold=nan must be > 0 and < 1, or null for the thresholds saved"),
+        ("threshold", 0.0, "threshold=0.0 must be > 0 and < 1"),
     ],
 )
 def test_settings_refuse_nan_and_a_threshold_of_zero(key, value, words):

@@ -30,7 +30,7 @@ from emo_lightning.models.loop_metrics import build_metrics
 from emo_lightning.models.metrics import set_metrics
 from emo_lightning.models.thresholds import ThresholdTuner
 from emo_lightning.utils.atomic import atomic_write_text, refuse_to_overwrite
-from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.rules import ANALYZE, check_values
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,7 @@ def run_baseline(cfg: DictConfig, output_dir: Path) -> Path:
 def check_settings(settings: DictConfig) -> None:
     """One-line errors for bad `baseline.*` values, before any data is read."""
     check_poolings(list(settings.poolings), "baseline.poolings")
-    if int(settings.batch_size) < 1:
-        raise ConfigError(f"baseline.batch_size={settings.batch_size} must be ≥ 1: e.g. baseline.batch_size=128")
-    if not float(settings.C) > 0:
-        raise ConfigError(f"baseline.C={settings.C} must be > 0: e.g. baseline.C=1.0 (smaller regularizes more)")
-    if int(settings.max_iter) < 1:
-        raise ConfigError(f"baseline.max_iter={settings.max_iter} must be ≥ 1: e.g. baseline.max_iter=1000")
+    check_values(settings, ANALYZE, under="baseline")
 
 
 def build_classifier(model_name: str, cfg: DictConfig, multi_label: bool):

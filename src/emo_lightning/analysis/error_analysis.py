@@ -19,6 +19,7 @@ from emo_lightning.models.calibration import expected_calibration_error
 from emo_lightning.models.metrics import set_metrics
 from emo_lightning.utils.atomic import atomic_write_text, refuse_to_overwrite
 from emo_lightning.utils.errors import ConfigError, did_you_mean
+from emo_lightning.utils.rules import ANALYZE, check_values
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,7 @@ def check_settings(settings: DictConfig) -> None:
         )
     if settings.precision not in PRECISIONS:
         raise ConfigError(f"errors.precision={settings.precision} is not one of {', '.join(PRECISIONS)}")
-    for key in ("top", "batch_size"):
-        if not isinstance(settings[key], int) or settings[key] < 1:
-            raise ConfigError(f"errors.{key}={settings[key]} must be a whole number ≥ 1")
+    check_values(settings, ANALYZE, under="errors")
 
 
 def run_errors(cfg: DictConfig, output_dir: Path) -> Path:

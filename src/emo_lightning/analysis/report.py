@@ -13,6 +13,7 @@ from emo_lightning.analysis.anchors import ANCHORS, anchor_markdown
 from emo_lightning.analysis.runs import finished_run, run_choice, run_config, run_metrics
 from emo_lightning.utils.atomic import atomic_write_text
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.rules import ANALYZE, check_values
 
 REPORT = "report.md"
 SETUP_GROUPS = ("data", "model", "head", "loss", "optimizer", "thresholds", "experiment")
@@ -20,6 +21,7 @@ SETUP_GROUPS = ("data", "model", "head", "loss", "optimizer", "thresholds", "exp
 
 def run_report(cfg: DictConfig, output_dir: Path) -> Path:
     """Write report.md (and a copy of the run's figures beside it, so the folder reads anywhere); return its path."""
+    check_values(cfg.report, ANALYZE, under="report")
     run_dir = finished_run(cfg.run_dir)
     config = run_config(run_dir)  # checked before anything is written: the folder names nothing we do not know
     output_dir = Path(output_dir)

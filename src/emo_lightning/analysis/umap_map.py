@@ -15,6 +15,7 @@ from emo_lightning.analysis.plotting import pyplot, save_figure
 from emo_lightning.data.encoding import LABELS
 from emo_lightning.utils.atomic import atomic_write_text, refuse_to_overwrite
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.rules import ANALYZE, check_value, check_values
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +58,13 @@ def check_settings(settings: DictConfig, batch_size: int) -> None:
     """One-line errors for bad `umap.*` values, before any data is read."""
     if settings.pooling not in POOLINGS:
         raise ConfigError(f"umap.pooling={settings.pooling} is not known: use umap.pooling=mean or umap.pooling=cls")
-    if int(settings.n_neighbors) < 2:
-        raise ConfigError(f"umap.n_neighbors={settings.n_neighbors} must be ≥ 2: e.g. umap.n_neighbors=15")
-    if not 0.0 <= float(settings.min_dist) <= 1.0:
-        raise ConfigError(f"umap.min_dist={settings.min_dist} must lie in [0, 1]: e.g. umap.min_dist=0.1")
+    check_values(settings, ANALYZE, under="umap")
     if int(settings.max_points) <= int(settings.n_neighbors):
         raise ConfigError(
             f"umap.max_points={settings.max_points} must exceed umap.n_neighbors={settings.n_neighbors}: "
             "e.g. umap.max_points=20000"
         )
-    if int(settings.gridsize) < 1:
-        raise ConfigError(f"umap.gridsize={settings.gridsize} must be ≥ 1: e.g. umap.gridsize=30")
-    if int(batch_size) < 1:
-        raise ConfigError(f"baseline.batch_size={batch_size} must be ≥ 1: e.g. baseline.batch_size=128")
+    check_value("baseline.batch_size", batch_size, ANALYZE)
 
 
 def label_matrix(labels: np.ndarray, num_labels: int, multi_label: bool) -> np.ndarray:

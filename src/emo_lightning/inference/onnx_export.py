@@ -33,6 +33,7 @@ from emo_lightning.utils.atomic import atomic_dir
 from emo_lightning.utils.console import quiet_modules
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, inference_dtype
+from emo_lightning.utils.rules import EXPORT, check_values
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ OPSET = 17  # LayerNormalization is a built-in operator from 17 on
 BERT_FAMILY = ("bert",)  # model types whose graphs onnxruntime's BERT optimizer fuses
 
 
-def check_request(run_dir: str | Path, fmt: str, max_int8_drop: float, parity_texts: list[str] | None) -> Path:
+def check_request(
+    run_dir: str | Path, fmt: str, max_int8_drop: float, parity_texts: list[str] | None, batch_size: int = 64
+) -> Path:
     """The model/ folder of `run_dir`; a one-line ConfigError for any bad argument, before anything is loaded."""
     run_dir = Path(run_dir).expanduser()
     if not run_dir.is_dir():
@@ -51,8 +54,7 @@ def check_request(run_dir: str | Path, fmt: str, max_int8_drop: float, parity_te
         raise ConfigError(f"run_dir={run_dir} holds no model/{CLASSIFIER_FILE}: give a finished training run dir")
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not known: use format=onnx or format=onnx-int8")
-    if isinstance(max_int8_drop, bool) or not isinstance(max_int8_drop, int | float) or max_int8_drop < 0:
-        raise ConfigError(f"max_int8_drop={max_int8_drop} is not a number ≥ 0: give e.g. max_int8_drop=0.005")
+    check_values({"max_int8_drop": max_int8_drop, "batch_size": batch_size}, EXPORT)
     if parity_texts is not None and (
         not isinstance(parity_texts, list) or not parity_texts or not all(isinstance(t, str) for t in parity_texts)
     ):
@@ -166,7 +168,7 @@ def export_run(
     precision (bf16 on AMX) is checked by the int8 rule too; failing it only keeps it from `backend=auto`.
     `measure_speed`: time every backend that passed at batch 1 and 64 on this machine (`speeds`, what auto reads).
     """
-    model_dir = check_request(run_dir, fmt, max_int8_drop, parity_texts)
+    model_dir = check_request(run_dir, fmt, max_int8_drop, parity_texts, batch_size)
     run_dir = model_dir.parent
     data = read_parity_texts(run_dir, read_spec(model_dir), parity_texts)
     network, tokenizer, spec = load_model_dir(model_dir)

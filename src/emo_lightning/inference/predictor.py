@@ -11,6 +11,7 @@ from emo_lightning.inference.backends import check_backend_choice, open_backend
 from emo_lightning.inference.engine import Backend, decide, predict_probabilities
 from emo_lightning.models.folder import load_model_dir
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.rules import PREDICT, check_value
 
 
 @dataclass
@@ -21,13 +22,9 @@ class Prediction:
 
 
 def check_threshold(threshold: object) -> None:
-    """None, or a number in (0, 1) (NaN is none): else a one-line ConfigError."""
-    number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
-    if threshold is not None and not (number and 0 < threshold < 1):
-        raise ConfigError(
-            f"threshold={threshold!r} must be a number > 0 and < 1 (e.g. 0.5), or None for the thresholds saved "
-            "with the model"
-        )
+    """None (the thresholds saved with the model), or a number in (0, 1) (NaN is none): else a one-line
+    ConfigError."""
+    check_value("threshold", threshold, PREDICT)
 
 
 class EmotionPredictor:

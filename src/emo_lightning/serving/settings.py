@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from emo_lightning.serving.payloads import Limits
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.rules import SERVE, check_values
 
 
 @dataclass(frozen=True)
@@ -33,20 +34,15 @@ class ServeSettings:
     @classmethod
     def from_cfg(cls, cfg: Mapping, environ: Mapping[str, str] = os.environ) -> ServeSettings:
         """Settings from conf/serve.yaml's keys and the API key from `environ`; one-line ConfigError for a bad value
-        (backend and precision are checked by `EmotionPredictor`), or for a host other machines reach without a key
-        (unless allow_unauthenticated=true)."""
-        port = cfg["port"]
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-            raise ConfigError(f"port={port} is not a port: give port=<1..65535> (or port=0 for any free port)")
-        threshold = cfg["threshold"]
-        if threshold is not None and not (isinstance(threshold, int | float) and 0 < threshold < 1):
-            raise ConfigError(f"threshold={threshold} is not a probability: give 0 < threshold < 1, or threshold=null")
+        (ranges: `utils.rules.SERVE`; backend and precision are checked by `EmotionPredictor`), or for a host other
+        machines reach without a key (unless allow_unauthenticated=true)."""
         limits = cfg["limits"]
         if not isinstance(limits, Mapping):
             raise ConfigError(
                 f"limits={limits} is not a group of limits: set one with limits.max_texts=<n> "
                 "(or limits.max_body_bytes, limits.max_text_chars)"
             )
+        check_values(cfg, SERVE)
         host = str(cfg["host"])
         api_key_env = variable_name(cfg["api_key_env"])
         api_key = key_from(environ, api_key_env)
@@ -64,19 +60,15 @@ class ServeSettings:
             )
         return cls(
             host=host,
-            port=port,
+            port=cfg["port"],
             backend=str(cfg["backend"]),
             precision=str(cfg["precision"]),
-            threshold=threshold,
-            batch_size=positive_int(cfg, "batch_size"),
-            max_batch_size=positive_int(cfg, "max_batch_size"),
-            batch_timeout=seconds(cfg, "batch_timeout", allow_zero=True),
-            shutdown_timeout=seconds(cfg, "shutdown_timeout", allow_zero=False),
-            limits=Limits(
-                max_body_bytes=positive_int(limits, "max_body_bytes", "limits."),
-                max_texts=positive_int(limits, "max_texts", "limits."),
-                max_text_chars=positive_int(limits, "max_text_chars", "limits."),
-            ),
+            threshold=cfg["threshold"],
+            batch_size=cfg["batch_size"],
+            max_batch_size=cfg["max_batch_size"],
+            batch_timeout=float(cfg["batch_timeout"]),
+            shutdown_timeout=float(cfg["shutdown_timeout"]),
+            limits=Limits(limits["max_body_bytes"], limits["max_texts"], limits["max_text_chars"]),
             access_log=bool(cfg["access_log"]),
             api_key_env=api_key_env,
             api_key=api_key,
@@ -132,22 +124,6 @@ def is_loopback(host: str) -> bool:
         return True
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     return all((getattr(address, "ipv4_mapped", None) or address).is_loopback for address in addresses)
-
-
-def positive_int(cfg: Mapping, key: str, prefix: str = "") -> int:
-    value = cfg[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{prefix}{key}={value} is not a positive integer: give {prefix}{key}=<n> with n >= 1")
-    return value
-
-
-def seconds(cfg: Mapping, key: str, allow_zero: bool) -> float:
-    value = cfg[key]
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or not value >= 0 or (value == 0 and not allow_zero):  # `not >=`: NaN too
-        wanted = "a number of seconds >= 0" if allow_zero else "a positive number of seconds"
-        raise ConfigError(f"{key}={value} is not {wanted}: give {key}=<seconds>")
-    return float(value)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

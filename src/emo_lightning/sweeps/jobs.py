@@ -9,7 +9,13 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from emo_lightning.utils.run_folder import FAILURE_FILE, METRICS_FILE, PRUNED_TYPE, TRIAL_FILE, wandb_run_id
+from emo_lightning.utils.run_folder import (
+    METRICS_FILE,
+    PRUNED_TYPE,
+    TRIAL_FILE,
+    failure_summary,
+    wandb_run_id,
+)
 
 DEFAULTS_LABEL = "(defaults)"  # a job that overrides nothing
 COMMON_LABEL = "(the common overrides only)"  # a job that overrides only what every job of the sweep does
@@ -23,22 +29,6 @@ def _job_overrides(job_dir: Path) -> tuple[list[str], int | None]:
     config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
     kept = [o for o in overrides if not o.startswith(("seed=", "hydra.", "+hydra.", "~hydra.", PRUNING_OVERRIDE))]
     return kept, config.get("seed")
-
-
-def _failure(job_dir: Path) -> dict:
-    """The failed job's reason, exception class and step, from its failure.json."""
-    try:
-        failure = json.loads((job_dir / FAILURE_FILE).read_text())
-    except (OSError, ValueError) as err:
-        return {"error": f"{FAILURE_FILE} is unreadable ({err})", "error_type": None, "error_step": None}
-    if not isinstance(failure, dict):
-        failure = {"error": failure}
-    step = failure.get("step")
-    return {
-        "error": " ".join(str(failure.get("error", "")).split()) or "no reason given",
-        "error_type": failure.get("type"),
-        "error_step": step if isinstance(step, int) and not isinstance(step, bool) else None,
-    }
 
 
 def _wandb_run(job_dir: Path) -> dict:
@@ -69,8 +59,8 @@ def collect(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, list[str]]:
             row.update(_wandb_run(job_dir), error=None, error_type=None, error_step=None)
             metrics_file = job_dir / METRICS_FILE
             row.update(_optuna_trial(job_dir))
-            if (job_dir / FAILURE_FILE).exists():
-                row.update(status="failed", **_failure(job_dir))
+            if (failure := failure_summary(job_dir)) is not None:
+                row.update(status="failed", **{k: v for k, v in failure.items() if k != "record"})
                 if row["error_type"] == PRUNED_TYPE:  # stopped by the search's pruner: not a failure
                     row["status"] = "pruned"
             elif metrics_file.exists():

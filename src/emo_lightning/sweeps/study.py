@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from emo_lightning.utils.atomic import atomic_write_text
 from emo_lightning.utils.errors import ConfigError
+from emo_lightning.utils.rules import SWEEP, check_value
 from emo_lightning.utils.run_folder import TRIAL_FILE
 
 FORMS = (
@@ -200,9 +201,8 @@ def pruner_settings(name: str | None, startup_trials: int, warmup_steps: int, th
     name = "none" if name is None else str(name)
     if name not in PRUNERS:
         raise ConfigError(f"hydra.sweeper.pruner={name} is not a pruner: use one of {', '.join(PRUNERS)}")
-    for key, value in (("pruner_startup_trials", startup_trials), ("pruner_warmup_steps", warmup_steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"hydra.sweeper.{key}={value} must be a whole number >= 0: e.g. hydra.sweeper.{key}=2")
+    check_value("hydra.sweeper.pruner_startup_trials", startup_trials, SWEEP)
+    check_value("hydra.sweeper.pruner_warmup_steps", warmup_steps, SWEEP)
     if name == "threshold" and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)):
         raise ConfigError(
             f"hydra.sweeper.pruner=threshold needs a number, not hydra.sweeper.pruner_threshold={threshold}: "

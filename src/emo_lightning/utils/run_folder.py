@@ -27,14 +27,29 @@ RUN_ARTIFACTS = (CHECKPOINTS, METRICS_FILE, MODEL_DIR, PREDICTIONS_DIR)  # what 
 
 def read_failure(run_dir: Path) -> dict | None:
     """A job folder's failure record, or None where it has none (or the file is not a JSON object)."""
+    summary = failure_summary(run_dir)
+    return summary["record"] if summary else None
+
+
+def failure_summary(run_dir: Path) -> dict | None:
+    """None without a failure.json; else its `record` (a dict, None if unreadable) and, for tables, `error` (one
+    line: the reason, or why the file is unreadable), `error_type` (the exception class) and `error_step`."""
     path = Path(run_dir) / FAILURE_FILE
     if not path.is_file():
         return None
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+    except (OSError, ValueError) as err:
+        reason = f"{FAILURE_FILE} is unreadable ({err})"
+        return {"record": None, "error": reason, "error_type": None, "error_step": None}
+    shown = record if isinstance(record, dict) else {"error": record}
+    step = shown.get("step")
+    return {
+        "record": record if isinstance(record, dict) else None,
+        "error": " ".join(str(shown.get("error", "")).split()) or "no reason given",
+        "error_type": shown.get("type"),
+        "error_step": step if isinstance(step, int) and not isinstance(step, bool) else None,
+    }
 
 
 def was_pruned(run_dir: Path) -> bool:

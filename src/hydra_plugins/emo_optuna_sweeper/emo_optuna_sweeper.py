@@ -118,12 +118,10 @@ class EmoOptunaSweeper(Sweeper):
 
         from emo_lightning.sweeps import study as search
         from emo_lightning.utils.errors import ConfigError
+        from emo_lightning.utils.rules import SWEEP, check_value
 
-        for name, value in (("n_trials", self.n_trials), ("n_jobs", self.n_jobs)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(
-                    f"hydra.sweeper.{name}={value} must be a whole number >= 1: e.g. hydra.sweeper.{name}=4"
-                )
+        check_value("hydra.sweeper.n_trials", self.n_trials, SWEEP)
+        check_value("hydra.sweeper.n_jobs", self.n_jobs, SWEEP)
         pruner = search.pruner_settings(*self.pruner) if self.pruning else None
         if self.pruning and not self.storage:
             raise ConfigError(

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.rules import RULES, check_value, check_values, render
 from hydra_plugins.emo_optuna_sweeper.emo_optuna_sweeper import EmoOptunaSweeperConf
+from tests.test_config import outside
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SCRIPT_CONFIGS = {"predict.py": "predict", "serve.py": "serve", "analyze.py": "analyze", "export.py": "export"}
@@ -25,14 +26,6 @@ def script_defaults(script: str):
     if script == "sweeper":
         return OmegaConf.create({"hydra": {"sweeper": dataclasses.asdict(EmoOptunaSweeperConf())}})
     return OmegaConf.load(CONF / f"{SCRIPT_CONFIGS[script]}.yaml")
-
-
-def outside(rule):
-    if rule.above is not None:
-        return rule.above
-    if rule.at_least is not None:
-        return rule.at_least - 1
-    return rule.below if rule.below is not None else rule.at_most + 1
 
 
 CASES = [(script, key) for script, table in RULES.items() if script != "train.py" for key in table]

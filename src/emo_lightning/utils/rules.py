@@ -2,7 +2,7 @@
 predict.py, serve.py, analyze.py, export.py, the sweeper and the Python API (`EmotionPredictor`'s threshold) all
 check their values against it, so a range is written once and every refusal reads the same:
 `<key>=<value> must be <range>: e.g. <key>=<example>`. A rule that relates two keys stays with the code that reads
-them. Adding a rule is one line here (docs/CONFIG.md's table is `rules_markdown`)."""
+them. Adding a rule is one line here."""
 
 from __future__ import annotations
 

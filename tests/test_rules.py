@@ -18,7 +18,13 @@ from hydra_plugins.emo_optuna_sweeper.emo_optuna_sweeper import EmoOptunaSweeper
 from tests.test_config import outside
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-SCRIPT_CONFIGS = {"predict.py": "predict", "serve.py": "serve", "analyze.py": "analyze", "export.py": "export"}
+SCRIPT_CONFIGS = {
+    "predict.py": "predict",
+    "serve.py": "serve",
+    "analyze.py": "analyze",
+    "export.py": "export",
+    "evaluate.py": "evaluate",
+}
 
 
 def script_defaults(script: str):

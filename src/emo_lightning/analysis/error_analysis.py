@@ -10,13 +10,12 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from emo_lightning.analysis.run_figures import evaluation_figures, uncalibrated
-from emo_lightning.analysis.runs import finished_run, run_config, run_data
+from emo_lightning.analysis.run_figures import evaluation_figures
+from emo_lightning.analysis.runs import finished_run, run_config, run_data, run_metrics
 from emo_lightning.data.encoding import LABELS, TEXT
 from emo_lightning.evaluation.error_rows import error_rows, write_errors
-from emo_lightning.evaluation.splits import score_splits, stage_of
-from emo_lightning.models.calibration import expected_calibration_error
-from emo_lightning.models.metrics import set_metrics
+from emo_lightning.evaluation.scoring import score_probabilities
+from emo_lightning.evaluation.splits import stage_of
 from emo_lightning.utils.atomic import atomic_write_text, refuse_to_overwrite
 from emo_lightning.utils.errors import ConfigError, did_you_mean
 from emo_lightning.utils.rules import ANALYZE, check_values
@@ -80,28 +79,18 @@ def run_errors(cfg: DictConfig, output_dir: Path) -> Path:
         "errors: predicting %d %s texts with %s (%s)", len(texts), split, run_dir / "model", predictor.backend.name
     )
     probs = predictor.predict_proba(texts, progress=True)
-    evaluation = score_splits(
-        {split: (probs, targets)},
+    tuned = run_metrics(run_dir).get("tuned_on") is not None
+    evaluation = score_probabilities(  # the names of the run's metrics.json
+        split,
+        probs,
+        targets,
         names,
         spec.multi_label,
         predictor.thresholds,
         spec.at_least_one,
-        0.5,
-        temperatures=spec.temperatures,  # the predictor's probabilities are calibrated: the rule reads them so
+        spec.temperatures,
+        tuned,
     )
-    evaluation.temperatures = spec.temperatures
-    out = evaluation.outputs[stage]
-    scores = set_metrics(out.pred, out.gold)
-    if not spec.multi_label:  # one label each: exact match is the accuracy, micro-F1 and Jaccard repeat it
-        scores = {"accuracy": scores["exact_match"], "f1_macro": scores["f1_macro"]}
-    evaluation.metrics = {f"{stage}/{name}": value for name, value in scores.items()}
-    evaluation.metrics[f"{stage}/ece_calibrated" if spec.temperatures else f"{stage}/ece"] = expected_calibration_error(
-        probs, targets, spec.multi_label
-    )
-    if spec.temperatures:  # the ECE the model had before its temperatures: drawn beside the calibrated one
-        raw = uncalibrated(probs, spec.temperatures, spec.multi_label).float()
-        evaluation.metrics[f"{stage}/ece"] = expected_calibration_error(raw, targets, spec.multi_label)
-
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = error_rows({split: texts}, evaluation.outputs, names, spec.multi_label)
     write_errors(output_dir / f"errors_{stage}.csv", rows)

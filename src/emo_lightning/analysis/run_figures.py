@@ -10,6 +10,7 @@ import torch
 
 from emo_lightning.analysis.plotting import pyplot, save_figure
 from emo_lightning.evaluation.splits import Evaluation
+from emo_lightning.models.calibration import uncalibrated
 
 
 def evaluation_figures(
@@ -34,16 +35,6 @@ def evaluation_figures(
         figures.append(dirpath / f"reliability_{stage}.png")
         plot_stage_reliability(evaluation, stage, multi_label, figures[-1])
     return figures
-
-
-def uncalibrated(probs: torch.Tensor, temperatures: list[float], multi_label: bool) -> torch.Tensor:
-    """The probabilities before temperature scaling, recovered from the calibrated ones: sigmoid(logit(p) · T)
-    per label, or softmax(log(p) · T) (exact up to float rounding: log p is the scaled logits up to a shift)."""
-    scale = torch.tensor(temperatures, dtype=torch.float64)
-    p = probs.double()
-    if multi_label:
-        return torch.sigmoid(torch.logit(p.clamp(1e-12, 1 - 1e-12)) * scale)
-    return torch.softmax(p.clamp_min(1e-300).log() * scale, dim=1)
 
 
 def plot_stage_reliability(evaluation: Evaluation, stage: str, multi_label: bool, path: Path) -> None:

@@ -58,6 +58,29 @@ PAGES = {
         ],
         {"Outputs": ["outputs/analysis/<task>/<data or run folder>_<time>/: figures, summary.md (docs/ANALYSIS.md)"]},
     ),
+    "evaluate.py": lambda conf: HelpPage(
+        "evaluate.py",
+        "evaluate",
+        "score a trained run on any labelled data: a dataset we know, or your own file (labels matched by name).",
+        [
+            ("python evaluate.py run_dir=outputs/runs/<time> data=go_emotions", "the test split of a dataset"),
+            (
+                "python evaluate.py run_dir=outputs/runs/<time> data=files data.test_file=theirs.csv "
+                "data.label_column=label",
+                "your own file",
+            ),
+            (
+                "python evaluate.py run_dir=outputs/runs/<time> data=files data.test_file=… labels.missing=restrict",
+                "a file with fewer labels than the model",
+            ),
+        ],
+        {
+            "Outputs": [
+                "outputs/evaluate/<run folder>_<data>_<time>/: metrics.json (the run's metric names), per-label F1,",
+                "  predictions/<split>.csv, summary.md (with the published anchors for a dataset we know)",
+            ]
+        },
+    ),
     "export.py": lambda conf: HelpPage(
         "export.py",
         "export",

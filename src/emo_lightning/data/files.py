@@ -44,7 +44,7 @@ class FilesDataModule(TextClassificationDataModule):
 
     def __init__(
         self,
-        train_file: str,
+        train_file: str | None,
         validation_file: str | None = None,
         test_file: str | None = None,
         text_column: str = "text",
@@ -68,6 +68,9 @@ class FilesDataModule(TextClassificationDataModule):
             check_label_names(list(label_names), bool(label_columns))
         self.files = {"train": train_file, "validation": validation_file, "test": test_file}
         self.files = {split: str(Path(f).expanduser()) for split, f in self.files.items() if f}
+        if not self.files:
+            raise ConfigError("data=files needs data.train_file=<file> (evaluate.py: data.test_file=<file> is enough)")
+        self.source = next(iter(self.files))  # the file the label names come from: train, else the first given
         self.text_column = text_column
         self.label_column = label_column
         self.label_columns = list(label_columns) if label_columns else None
@@ -81,7 +84,7 @@ class FilesDataModule(TextClassificationDataModule):
 
     @property
     def name(self) -> str:
-        return Path(self.files["train"]).name
+        return Path(self.files[self.source]).name
 
     def load_splits(self) -> LabeledSplits:
         raw = read_tables(self.files, self.delimiter, self.column_names, encoding=self.encoding)
@@ -90,13 +93,15 @@ class FilesDataModule(TextClassificationDataModule):
             self._check_header_rows(raw)
         texts = {split: self._texts(ds, split) for split, ds in raw.items()}
         rows = {split: self._row_labels(ds, split) for split, ds in raw.items()}
-        names, rows = self._names(raw["train"], rows)
-        labels.check_two_labels(rows["train"], self.files["train"])
-        for split in [s for s in rows if s != "train"]:
+        names, rows = self._names(raw[self.source], rows)
+        if self.source == "train":
+            labels.check_two_labels(rows["train"], self.files["train"])
+        for split in [s for s in rows if s != self.source]:
             labels.check_known(rows[split], names, self.files[split])
-        multi_label = self._multi_label(raw["train"])
+        multi_label = self._multi_label(raw[self.source])
         splits = DatasetDict({s: encode(texts[s], rows[s], names, multi_label) for s in raw})
-        return LabeledSplits(self._hold_out(splits, multi_label), names, multi_label)
+        held_out = self._hold_out(splits, multi_label) if self.source == "train" else splits
+        return LabeledSplits(held_out, names, multi_label)
 
     def _multi_label(self, train: Dataset) -> bool:
         is_list = not self.label_columns and isinstance(train.features[self.label_column], List)
@@ -131,7 +136,7 @@ class FilesDataModule(TextClassificationDataModule):
         single = self.label_column and not self.label_separator
         label_cells = {split: column_values(ds, self.label_column) for split, ds in raw.items()} if single else {}
         later = {labels.label_text(v) for cells in label_cells.values() for v in cells[1:] if not labels.is_missing(v)}
-        delimiter = csv_delimiter(table_format(self.files["train"]), self.delimiter, "data.delimiter")
+        delimiter = csv_delimiter(table_format(self.files[self.source]), self.delimiter, "data.delimiter")
         for split, ds in raw.items():
             first = [ds[0][c] for c in self.column_names]
             words = [v.strip().lower() if isinstance(v, str) else None for v in first]
@@ -175,7 +180,7 @@ class FilesDataModule(TextClassificationDataModule):
         if isinstance(inner, ClassLabel):
             if self.id_names is not None:
                 raise ConfigError(
-                    f"{self.files['train']} column {self.label_column!r} names its labels already "
+                    f"{self.files[self.source]} column {self.label_column!r} names its labels already "
                     f"({', '.join(inner.names)}): drop data.label_names"
                 )
             return list(inner.names), rows
@@ -186,7 +191,7 @@ class FilesDataModule(TextClassificationDataModule):
             labels.check_one_kind(split_rows, self.files[split])
         if not self._multi_label(train):
             labels.check_not_joined({self.files[split]: r for split, r in rows.items()})
-        return labels.sorted_names(rows["train"]), rows
+        return labels.sorted_names(rows[self.source]), rows
 
     def _hold_out(self, splits: DatasetDict, multi_label: bool) -> DatasetDict:
         """Carve the missing test, then validation split out of train: disjoint, seeded, stratified if it can be."""

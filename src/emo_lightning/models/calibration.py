@@ -99,3 +99,13 @@ def folded_head_weights(head: nn.Module, temperatures: list[float]) -> dict[str,
         shaped = divisors.view(-1, *([1] * (value.ndim - 1))) if value.ndim > 1 and divisors.numel() > 1 else divisors
         state[name] = (value / shaped).float().contiguous()
     return state
+
+
+def uncalibrated(probs: torch.Tensor, temperatures: list[float], multi_label: bool) -> torch.Tensor:
+    """The probabilities before temperature scaling, recovered from the calibrated ones: sigmoid(logit(p) · T)
+    per label, or softmax(log(p) · T) (exact up to float rounding: log p is the scaled logits up to a shift)."""
+    scale = torch.tensor(temperatures, dtype=torch.float64)
+    p = probs.double()
+    if multi_label:
+        return torch.sigmoid(torch.logit(p.clamp(1e-12, 1 - 1e-12)) * scale)
+    return torch.softmax(p.clamp_min(1e-300).log() * scale, dim=1)

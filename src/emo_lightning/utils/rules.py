@@ -156,6 +156,7 @@ ANALYZE: dict[str, Rule] = {
     "errors.top": count("20"),
     "report.top_errors": count("10", at_least=0),
 }
+EVALUATE: dict[str, Rule] = {"batch_size": count("64")}
 EXPORT: dict[str, Rule] = {
     "max_int8_drop": Rule("0.005", at_least=0),
     "batch_size": count("64"),
@@ -171,6 +172,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "predict.py": PREDICT,
     "serve.py": SERVE,
     "analyze.py": ANALYZE,
+    "evaluate.py": EVALUATE,
     "export.py": EXPORT,
     "sweeper": SWEEP,
 }

@@ -14,7 +14,7 @@ ifneq ($(wildcard $(SHARED)/models),)
 export EMO_MODEL_DIR ?= $(SHARED)/models
 endif
 
-.PHONY: help install train test test-precision test-all lint format clean bench-speed bench-levers bench-train bench-quality bench-infer wandb-sync
+.PHONY: help install train test test-precision test-wheel test-all lint format clean bench-speed bench-levers bench-train bench-quality bench-infer wandb-sync
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ PRECISION_TESTS ?= tests/test_hardware.py tests/test_training.py tests/test_batc
 test-precision:  ## the precision-dependent tests as an AMX machine (bf16) and as an AVX2 one (fp32), on any machine
 	EMO_HARDWARE=amx $(PY) -m pytest -n auto $(PRECISION_TESTS) $(ARGS)
 	EMO_HARDWARE=avx2 $(PY) -m pytest -n auto $(PRECISION_TESTS) $(ARGS)
+
+test-wheel:  ## the wheel with the core only in a fresh venv: emo-train / emo-predict / emo-evaluate from an empty folder (~5 min)
+	$(PY) -m pytest -m slow tests/test_wheel.py $(ARGS)
 
 test-all:  ## every test, slow full-dataset training included
 	$(PY) -m pytest -n auto -m "" $(ARGS)

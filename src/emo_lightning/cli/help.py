@@ -81,10 +81,12 @@ def setting_lines(rows: list[tuple[str, str, str]], prefix: str = "", width: int
     return lines
 
 
-def render(page: HelpPage, conf_dir: Path) -> str:
+def render(page: HelpPage, conf_dir: Path, command: str | None = None) -> str:
+    """The page; `command`: the installed command that runs the script (e.g. emo-train), shown in its place."""
     groups = config_defaults(conf_dir, page.config_name)
-    usage = f"usage: python {page.script} {'[group=option ...] ' if groups else ''}[key=value ...]"
-    lines = [f"{page.script}: {page.summary}", "", usage]
+    invocation = command or f"python {page.script}"
+    usage = f"usage: {invocation} {'[group=option ...] ' if groups else ''}[key=value ...]"
+    lines = [f"{command or page.script}: {page.summary}", "", usage]
     if groups:
         lines += ["", "Config groups (choose with group=option; * marks the default):"]
         width = max(len(group) for group in groups)
@@ -97,8 +99,9 @@ def render(page: HelpPage, conf_dir: Path) -> str:
     if own:
         lines += ["", "Settings (key=value; the default shown):", *(f"  {line}" for line in setting_lines(own))]
     lines += ["", "Common commands:"]
-    width = max(len(command) for command, _ in page.examples)
-    lines += [f"  {command:<{width}}  # {what}" for command, what in page.examples]
+    examples = [(line.replace(f"python {page.script}", invocation), what) for line, what in page.examples]
+    width = max(len(line) for line, _ in examples)
+    lines += [f"  {line:<{width}}  # {what}" for line, what in examples]
     for title, body in page.sections.items():
         lines += ["", f"{title}:", *(f"  {line}" if line else "" for line in body)]
     lines += ["", "Hydra's own options (multirun, tab completion, logging): --hydra-help"]

@@ -26,6 +26,7 @@ from emo_lightning.training.checkpointing import RunInterrupted, RunStopped
 from emo_lightning.training.distributed import one_job_of_ranks
 from emo_lightning.training.loggers import finish_wandb_run
 from emo_lightning.utils.atomic import atomic_write_text
+from emo_lightning.utils.console import command_for
 from emo_lightning.utils.errors import config_error_in, describe
 from emo_lightning.utils.run_folder import CHECKPOINTS, FAILURE_FILE, PRUNED_TYPE
 
@@ -37,7 +38,7 @@ def in_multirun() -> bool:
 
 
 def resume_command(run_dir: str | Path) -> str:
-    return f"python train.py resume={run_dir}"
+    return f"{command_for('train.py')} resume={run_dir}"
 
 
 def one_line(err: BaseException) -> str:

@@ -1,7 +1,9 @@
-"""The `--help` page of each script at the project root (rendered by `emo_lightning.cli.help` from conf/)."""
+"""The `--help` page of each command (`python train.py` in a clone, `emo-train` once installed), rendered by
+`emo_lightning.cli.help` from the package's conf/."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from emo_lightning.cli.help import HelpPage, exit_with_help_if_asked, group_settings_lines, render
@@ -24,6 +26,7 @@ PAGES = {
             ("python train.py data=files data.train_file=my.csv data.label_column=emotion", "your own file"),
             ("python train.py -m loss=bce,focal head=linear,mlp data=go_emotions", "a sweep: 4 runs"),
             ("python train.py resume=outputs/runs/<time>", "continue a run that stopped"),
+            ("python train.py experiment=emotion_minilm tune=lr_find", "lr finder: the rate to use"),
         ],
         {
             "Train on your own file (data=files; CSV, TSV, TXT, JSON, JSONL or parquet)": group_settings_lines(
@@ -116,13 +119,18 @@ PAGES = {
 }
 
 
-def help_text(script: str, conf_dir: str | Path) -> str:
-    """The rendered `--help` page of `script` (e.g. "train.py")."""
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # the configs every command composes, shipped in the package
+
+
+def help_text(script: str, conf_dir: str | Path = CONF_DIR, command: str | None = None) -> str:
+    """The rendered `--help` page of `script` (e.g. "train.py"); `command`: the installed name shown instead."""
     conf = Path(conf_dir)
-    return render(PAGES[script](conf), conf)
+    return render(PAGES[script](conf), conf, command)
 
 
-def help_on_request(script_file: str) -> None:
-    """In a script's `__main__`: print its page and exit 0 for --help / -h (Hydra's stock page: --hydra-help)."""
-    path = Path(script_file).resolve()
-    exit_with_help_if_asked(lambda: help_text(path.name, path.parent / "conf"))
+def help_on_request(script: str) -> None:
+    """Before Hydra parses the command line: print the page and exit 0 for --help / -h (Hydra's: --hydra-help).
+    Run as an installed command (emo-train), the page names that command; as a file (train.py), `python train.py`."""
+    program = Path(sys.argv[0]).name
+    command = None if program.endswith(".py") else program
+    exit_with_help_if_asked(lambda: help_text(script, CONF_DIR, command))

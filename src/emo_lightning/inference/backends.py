@@ -20,6 +20,7 @@ import torch
 
 from emo_lightning.inference.engine import Backend, TorchBackend, predict_probabilities
 from emo_lightning.inference.parity import PARITY_FILE, backend_records, passed_backends, read_parity
+from emo_lightning.utils.console import command_for
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, inference_dtype, machine_id
 
@@ -145,7 +146,7 @@ def check_exported(onnx_dir: Path, backend: str) -> dict:
         redo = f"delete {onnx_dir} and run" if onnx_dir.exists() else "run"
         raise ConfigError(
             f"backend={backend} needs an export with its parity check in {onnx_dir}: "
-            f"{redo} `python export.py run_dir={onnx_dir.parent} format={fmt}` first"
+            f"{redo} `{command_for('export.py')} run_dir={onnx_dir.parent} format={fmt}` first"
         )
     if not found[0]["passed"]:
         raise ConfigError(f"backend={backend} failed its parity check at export ({found[0]['problem']})")

@@ -22,6 +22,7 @@ from emo_lightning.training.run_plots import publish_errors
 from emo_lightning.training.setup import Run
 from emo_lightning.training.stopping import stopped_phrase
 from emo_lightning.utils.atomic import atomic_dir
+from emo_lightning.utils.console import command_for
 from emo_lightning.utils.run_folder import ERRORS_FILE, METRICS_FILE, MODEL_DIR, PREDICTIONS_DIR, write_metrics
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ def end_line(
     why = f" · stopped: {stopped_phrase(stopped)}" if stopped else ""
     return (
         f"done: {best}: {', '.join(shown)}{why} · run dir {output_dir} · predict with: "
-        f"python predict.py run_dir={output_dir} texts='[\"i feel great today\"]'"
+        f"{command_for('predict.py')} run_dir={output_dir} texts='[\"i feel great today\"]'"
     )
 
 

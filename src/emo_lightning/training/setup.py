@@ -26,7 +26,7 @@ from emo_lightning.training.checkpointing import AtomicCheckpointIO, newest_chec
 from emo_lightning.training.distributed import is_extra_rank
 from emo_lightning.training.run_plots import RunPlots
 from emo_lightning.utils.atomic import remove_partials
-from emo_lightning.utils.console import no_datasets_bars
+from emo_lightning.utils.console import command_for, no_datasets_bars
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import Hardware, configure_kernels, resolve_precision, uses_gpu
 from emo_lightning.utils.run_folder import RUN_ARTIFACTS, wandb_run_id
@@ -178,7 +178,7 @@ def check_run_dir(output_dir: Path, resuming: bool) -> None:
     if found and not resuming:
         raise ConfigError(
             f"{output_dir} already holds a run ({', '.join(found)}): continue it with "
-            f"`python train.py resume={output_dir}`, or give a new hydra.run.dir"
+            f"`{command_for('train.py')} resume={output_dir}`, or give a new hydra.run.dir"
         )
 
 

@@ -22,6 +22,7 @@ NOISE = re.compile(
     r"|^Seed set to \d+"
     r"|^Restoring states from the checkpoint path at "  # the final evaluation loads the best checkpoint twice
     r"|^Loaded model weights from the checkpoint at "
+    r"|^Restored all states from the checkpoint at .*\.lr_find_"  # tune=lr_find: the finder back at its start
 )
 # Warnings of the libraries we pin about their own internals, or about a choice we made on purpose (message regexes;
 # Lightning issues them from its own frames or the caller's, so they are matched by message only).
@@ -144,3 +145,14 @@ class HeldConsole(logging.Filter):
             for handler in self.handlers:
                 if record.levelno >= handler.level:
                     handler.handle(record)
+
+
+def command_for(script: str) -> str:
+    """How the user runs `script` ("predict.py") here: `emo-predict` when this process is an installed command,
+    else `python predict.py` (a clone's root script) — for the commands our messages suggest."""
+    import sys
+    from pathlib import Path
+
+    if Path(sys.argv[0]).name.startswith("emo-"):
+        return "emo-" + script.removesuffix(".py")
+    return f"python {script}"

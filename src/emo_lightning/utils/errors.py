@@ -37,9 +37,40 @@ def describe(err: BaseException) -> str | None:
     for exc in chain_of(err):
         if isinstance(exc, ConfigError):
             return str(exc)
-        message = describe_hydra(exc) or describe_omegaconf(exc)
+        message = describe_hydra(exc) or describe_omegaconf(exc) or describe_missing_extra(exc)
         if message:
             return message
+    return None
+
+
+# The top-level module of each optional dependency → the extra that installs it (pyproject.toml).
+EXTRAS = {
+    "onnx": "export",
+    "onnxscript": "export",
+    "onnxruntime": "export",
+    "openvino": "export",
+    "fastapi": "serve",
+    "starlette": "serve",
+    "uvicorn": "serve",
+    "sklearn": "analysis",
+    "umap": "analysis",
+    "optuna": "search",
+    "submitit": "search",
+    "hydra_plugins.hydra_submitit_launcher": "search",
+}
+
+
+def missing_extra_message(module: str) -> str | None:
+    """One line for a missing optional dependency, naming the extra that installs it; None for any other module."""
+    extra = EXTRAS.get(module) or EXTRAS.get(module.split(".")[0])
+    if extra is None:
+        return None
+    return f'{module} is not installed (it comes with the [{extra}] extra): pip install "emo-lightning[{extra}]"'
+
+
+def describe_missing_extra(exc: BaseException) -> str | None:
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return missing_extra_message(exc.name)
     return None
 
 

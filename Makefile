@@ -14,10 +14,10 @@ ifneq ($(wildcard $(SHARED)/models),)
 export EMO_MODEL_DIR ?= $(SHARED)/models
 endif
 
-.PHONY: help install train test test-precision test-wheel test-all lint format clean bench-speed bench-levers bench-train bench-quality bench-infer wandb-sync
+.PHONY: help install train test test-precision test-wheel test-all lint format clean bench-speed bench-levers bench-train bench-quality bench-infer bench-checkpointing bench-data wandb-sync
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
 
 install:  ## create .venv, install torch first, then the package with dev extras
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +51,14 @@ bench-levers:  ## ms/step of the training step's levers (frozen embeddings, clip
 bench-train:  ## make train end to end beside an HF Trainer script doing the same work, alternated (~1 h on 2 CPU cores)
 	$(PY) benchmarks/bench_train.py $(ARGS)
 
+bench-checkpointing:  ## peak memory and ms/step with and without model.gradient_checkpointing; real MiniLM, batch 16 × 128 / 512
+	$(PY) benchmarks/bench_checkpointing.py $(ARGS)
+
 bench-infer:  ## inference texts/s, p50/p99 and accuracy: pipeline() vs our backends, then the service's load test; RUN=<run>
 	$(PY) benchmarks/bench_infer.py $(if $(RUN),--run $(RUN)) $(ARGS)
+
+bench-data:  ## data=files at 100k and 1M rows: peak memory, tokenization rows/s, time to the first step, cold and warm
+	$(PY) benchmarks/bench_data.py $(ARGS)
 
 SEEDS ?= 3
 GO_SEEDS ?= 3

@@ -37,17 +37,24 @@ from quality_report import BARS, METRICS, write_results  # noqa: E402
 from emo_lightning.utils.hardware import Hardware, choose_precision, uses_gpu  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# Keys that name where a run writes or logs, not what it computes.
-NOT_FINGERPRINTED = ("seed", "paths", "logger", "plots")  # none of them changes what is learned
+# Dotted keys left out of the fingerprint: none of them changes what is learned. seed, paths, logger and plots name
+# where a run writes or logs; model.gradient_checkpointing changes how a step's gradients are computed, not their
+# values (tests/test_gradient_checkpointing.py), so turning it on keeps the records.
+NOT_FINGERPRINTED = ("seed", "paths", "logger", "plots", "model.gradient_checkpointing")
 
 
 def preset_fingerprint(dataset: str, extra: list[str], conf_dir: Path = ROOT / "conf") -> str:
-    """Short hash of the config `experiment=<dataset>_minilm` + `extra` composes to, seed and paths left out."""
+    """Short hash of the config `experiment=<dataset>_minilm` + `extra` composes to, `NOT_FINGERPRINTED` left out."""
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={dataset}_minilm", *extra])
     tree = by_class_name(OmegaConf.to_container(cfg, resolve=False))
     for key in NOT_FINGERPRINTED:
-        tree.pop(key, None)
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:12]
 
 

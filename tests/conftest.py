@@ -31,6 +31,15 @@ def require_shared(sub: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tokenized_cache(tmp_path_factory) -> Path:
+    """data=files keeps tokenized rows between runs (data/token_cache.py): the suite's go to a folder of its own,
+    never ~/.cache, and the train.py runs it starts inherit it."""
+    path = tmp_path_factory.mktemp("tokenized")
+    os.environ["EMO_TOKENIZED_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tokenizer")

@@ -47,6 +47,14 @@ def test_fingerprint_follows_the_composed_preset_not_the_seed_or_paths(tmp_path)
     assert preset_fingerprint("sem_eval_2018", [], conf_dir=conf) != base
 
 
+def test_gradient_checkpointing_keeps_the_fingerprint():
+    """It changes how a step's gradients are computed, not their values (tests/test_gradient_checkpointing.py)."""
+    for dataset in ("emotion", "go_emotions"):
+        base = preset_fingerprint(dataset, [])
+        assert preset_fingerprint(dataset, ["model.gradient_checkpointing=true"]) == base
+        assert preset_fingerprint(dataset, ["model.fast_dropout=false"]) != base  # the model's other keys count
+
+
 def test_fingerprint_survives_a_module_move_but_not_a_class_change(tmp_path):
     """Moving a class to another package (issue 34's layout) changes no result, so its records stay."""
     base = preset_fingerprint("emotion", [])

@@ -1,6 +1,7 @@
 """`bench_speed.py --tiny`: every row kind (our batching modes and precisions, the HF Trainer's, the full-epoch
 pair) runs end to end in a child process on a random-init tiny BERT, so a config change cannot break
-`make bench-speed` unseen (a `+key` for a key conf/ already had once did); bench_levers and bench_train likewise."""
+`make bench-speed` unseen (a `+key` for a key conf/ already had once did); bench_levers, bench_train and
+bench_checkpointing likewise."""
 
 from __future__ import annotations
 
@@ -73,3 +74,15 @@ def test_tiny_bench_train_times_ours_and_the_hf_trainer_script_to_their_done_lin
     assert list(tmp_path.glob("train_*/hf-trainer-0/model/config.json"))  # the script saved its model
     assert list(tmp_path.glob("train_*/ours-0/model/classifier.json"))
     assert "end to end (median): ours" in out.stdout
+
+
+def test_tiny_bench_checkpointing_measures_both_variants_of_each_length(tmp_path, tiny_mirror):
+    out = run_tiny("bench_checkpointing.py", tmp_path, tiny_mirror)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "processor:" in out.stdout and "| batch × tokens | checkpointing |" in out.stdout
+    (saved,) = tmp_path.glob("checkpointing_*.json")
+    rows = json.loads(saved.read_text())["rows"]
+    assert [(r["length"], r["checkpointing"]) for r in rows] == [(16, False), (16, True), (32, False), (32, True)]
+    for row in rows:
+        assert row["batch_size"] == 4 and len(row["steps_ms"]) == 2 and row["peak_mib"] >= row["loaded_mib"] > 0
+        assert ("time_vs_off" in row) == row["checkpointing"]

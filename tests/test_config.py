@@ -43,6 +43,7 @@ GROUPS = [
     "experiment",
     "hparams_search",
     "debug",
+    "tune",
 ]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
@@ -235,6 +236,10 @@ NEEDS = {  # the options that bring a rule's key into the config
     "loss.max_pos_weight": ["loss=bce"],
     "param_groups.layer_decay": ["param_groups=layer_decay"],
     "callbacks.ema.decay": ["callbacks=[default,ema]"],
+    "tune.min_lr": ["tune=lr_find"],
+    "tune.max_lr": ["tune=lr_find"],
+    "tune.num_training": ["tune=lr_find"],
+    "tune.early_stop_threshold": ["tune=lr_find"],
 }
 ADDED_BY_USERS = {"data.test_fraction", "trainer.limit_predict_batches", "trainer.num_nodes"}  # not in conf/
 

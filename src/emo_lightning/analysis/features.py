@@ -76,7 +76,8 @@ def cache_file(
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     folder = Path(tokenized.cache_files[0]["filename"]).parent if tokenized.cache_files else None
-    folder = folder or Path(datasets.config.HF_DATASETS_CACHE)  # in-memory data (data=files): the datasets cache
+    # data=files' are read from its tokenized cache entry; in-memory data (data.cache_tokenized=false): the datasets'
+    folder = folder or Path(datasets.config.HF_DATASETS_CACHE)
     safe_name = "".join(c if c.isalnum() or c in "-_" else "_" for c in datamodule.name)
     return folder / CACHE_FOLDER / f"{safe_name}_{split}_{pooling}_{digest}.safetensors"
 

@@ -1,5 +1,6 @@
 """The figures of a training run: curves, per-label F1, confusion matrices (single-label), precision-recall curves
-per label (multi-label) and reliability diagrams; drawn after training (`RunPlots`) and by `analyze.py task=errors`."""
+per label (multi-label) and reliability diagrams; drawn after training (`RunPlots`) and by `analyze.py task=errors`;
+and the learning-rate finder's curve (`tune=lr_find`)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,31 @@ def plot_curves(train_loss: list[tuple[int, float]], validations: list[dict[str,
         metric_ax.legend(fontsize=7)
     for ax in (loss_ax, metric_ax):
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_lr_find(
+    rates: list[float], losses: list[float], suggestion: float | None, configured: float, log_x: bool, path: Path
+) -> None:
+    """The learning-rate finder's smoothed training loss against the rate it stepped at, the suggested rate marked
+    (a red point and a line) beside the rate the config had (a dashed line)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(rates, losses, color="C0", label="training loss (smoothed)")
+    if log_x:
+        ax.set_xscale("log")
+    ax.axvline(configured, color="0.4", linestyle="--", linewidth=1, label=f"config: optimizer.lr={configured:g}")
+    title = "learning-rate finder: no suggestion (too few finite losses)"
+    if suggestion is not None:
+        at = min(range(len(rates)), key=lambda i: abs(rates[i] - suggestion))
+        ax.axvline(suggestion, color="C3", linewidth=1)
+        ax.plot([rates[at]], [losses[at]], "o", color="C3", markersize=8, label=f"suggested: {suggestion:g}")
+        title = f"learning-rate finder: suggests optimizer.lr={suggestion:g} (steepest descent)"
+    ax.set(title=title, xlabel="learning rate (optimizer.lr; layer-decayed groups below it)", ylabel="loss")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 
 import lightning as L
+import pyarrow.compute as pc
 import torch
+from datasets import DatasetDict
 from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from emo_lightning.data.batching import LengthGroupedBatchSampler, ShuffledBatchSampler, SortedBatchSampler
-from emo_lightning.data.encoding import LABELS, LabeledSplits, label_counts, tokenize_splits
+from emo_lightning.data.encoding import (
+    LABELS,
+    LabeledSplits,
+    column_array,
+    in_order,
+    label_counts,
+    tokenize_splits,
+)
 from emo_lightning.data.loading import load_tokenizer
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.hardware import dataloader_workers
@@ -98,11 +107,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         if self.tokenized is not None:
             return
         self.tokenizer = load_tokenizer(self.tokenizer_name, self.model_dir)
-        self.labeled = self.load_splits()
-        missing = {"train", "validation"} - set(self.labeled.splits)
-        if missing:
-            raise ConfigError(f"{self.name} has no {sorted(missing)} split: give the file or a validation fraction")
-        self.tokenized = tokenize_splits(self.labeled.splits, self.tokenizer, self.max_length)
+        self.labeled, self.tokenized = self.load_tokenized()
         log.info(
             "%s: %s, %d labels (%s)",
             self.name,
@@ -110,6 +115,17 @@ class TextClassificationDataModule(L.LightningDataModule):
             self.num_labels,
             "multi-label" if self.multi_label else "single-label",
         )
+
+    def load_tokenized(self) -> tuple[LabeledSplits, DatasetDict]:
+        """The labeled splits and their tokenization by `self.tokenizer` (FilesDataModule reuses an earlier run's)."""
+        labeled = self.load_splits()
+        self.check_fit_splits(set(labeled.splits))
+        return labeled, tokenize_splits(labeled.splits, self.tokenizer, self.max_length)
+
+    def check_fit_splits(self, splits: set[str]) -> None:
+        missing = {"train", "validation"} - splits
+        if missing:
+            raise ConfigError(f"{self.name} has no {sorted(missing)} split: give the file or a validation fraction")
 
     @property
     def label_names(self) -> list[str]:
@@ -130,14 +146,15 @@ class TextClassificationDataModule(L.LightningDataModule):
     def train_label_counts(self) -> torch.Tensor:
         """Examples per label in the training split, shape (num_labels,)."""
         train = self.labeled.splits["train"]
-        return label_counts(list(train[LABELS]), self.num_labels, self.multi_label)
+        return label_counts(column_array(train, LABELS).to_pylist(), self.num_labels, self.multi_label)
 
     def collate(self):
         return DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self.pad_to_multiple_of)
 
     def lengths(self, split: str) -> list[int]:
-        """Token count of every example of `split` (computed once by `datasets`, cached)."""
-        return [len(ids) for ids in self.tokenized[split]["input_ids"]]
+        """Token count of every example of `split`, from the arrow offsets of its `input_ids` (no lists of ids)."""
+        tokenized = self.tokenized[split]
+        return in_order(tokenized, pc.list_value_length(tokenized.data.column("input_ids"))).to_pylist()
 
     def workers(self) -> int:
         if self.num_workers is not None:

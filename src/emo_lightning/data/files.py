@@ -3,16 +3,21 @@ described by config alone."""
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from datasets import ClassLabel, Dataset, DatasetDict, List, Value
 
-from emo_lightning.data import labels
+from emo_lightning.data import labels, token_cache
 from emo_lightning.data.datamodule import TextClassificationDataModule
-from emo_lightning.data.encoding import LABELS, TEXT, LabeledSplits, multi_hot
-from emo_lightning.data.tables import csv_delimiter, read_tables, table_format
+from emo_lightning.data.encoding import LABELS, TEXT, LabeledSplits, column_array, multi_hot, tokenize_splits
+from emo_lightning.data.tables import check_files, csv_delimiter, read_tables, table_format
 from emo_lightning.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
+TEXT_BLOCK = 100_000  # rows of texts checked at once
 
 
 class FilesDataModule(TextClassificationDataModule):
@@ -40,6 +45,10 @@ class FilesDataModule(TextClassificationDataModule):
         delimiter: field separator for CSV/TSV/TXT (the seeds' emotion files use ";"; `\\t` is a tab).
         column_names: names for the columns of a header-less CSV/TXT file.
         encoding: text encoding of CSV/TSV/TXT/JSON/JSONL files (e.g. latin-1).
+        cache_tokenized: keep the checked, tokenized rows of the files on disk and reuse them in later runs of
+            the same file contents, tokenizer, max_length and options above (data/token_cache.py): a second run of
+            a million rows starts in seconds. False: read and tokenize every run, in memory.
+        cache_dir: where (null: $EMO_TOKENIZED_CACHE, else ~/.cache/emo_lightning/tokenized).
     """
 
     def __init__(
@@ -58,6 +67,8 @@ class FilesDataModule(TextClassificationDataModule):
         validation_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 42,
+        cache_tokenized: bool = True,
+        cache_dir: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(seed=seed, **kwargs)
@@ -81,17 +92,30 @@ class FilesDataModule(TextClassificationDataModule):
         self.encoding = encoding
         self.validation_fraction = validation_fraction
         self.test_fraction = test_fraction
+        self.cache_tokenized = cache_tokenized
+        self.cache_dir = cache_dir
+        self.cache_use: token_cache.CacheUse | None = None  # what the last setup did with the cache
 
     @property
     def name(self) -> str:
         return Path(self.files[self.source]).name
 
     def load_splits(self) -> LabeledSplits:
-        raw = read_tables(self.files, self.delimiter, self.column_names, encoding=self.encoding)
+        files = self.file_splits()
+        if self.source != "train":
+            return files
+        return LabeledSplits(self._hold_out(files.splits, files.multi_label), files.label_names, files.multi_label)
+
+    def file_splits(self) -> LabeledSplits:
+        """Each file's rows as `text` + `labels`, checked, before any split is held out of train. The files are
+        parsed anew (a few seconds a million rows): what is cached is keyed on their contents, here and in
+        data/token_cache.py, never on their modification times."""
+        raw = read_tables(self.files, self.delimiter, self.column_names, encoding=self.encoding, fresh=True)
         self._check_columns(raw)
         if self.column_names:
             self._check_header_rows(raw)
-        texts = {split: self._texts(ds, split) for split, ds in raw.items()}
+        for split, ds in raw.items():
+            self._check_texts(ds, split)
         rows = {split: self._row_labels(ds, split) for split, ds in raw.items()}
         names, rows = self._names(raw[self.source], rows)
         if self.source == "train":
@@ -99,9 +123,66 @@ class FilesDataModule(TextClassificationDataModule):
         for split in [s for s in rows if s != self.source]:
             labels.check_known(rows[split], names, self.files[split])
         multi_label = self._multi_label(raw[self.source])
-        splits = DatasetDict({s: encode(texts[s], rows[s], names, multi_label) for s in raw})
-        held_out = self._hold_out(splits, multi_label) if self.source == "train" else splits
-        return LabeledSplits(held_out, names, multi_label)
+        texts = {split: ds.select_columns([self.text_column]) for split, ds in raw.items()}
+        splits = DatasetDict({s: encode(texts[s], rows.pop(s), names, multi_label) for s in raw})
+        return LabeledSplits(splits, names, multi_label)
+
+    def load_tokenized(self) -> tuple[LabeledSplits, DatasetDict]:
+        """The held-out splits and their tokenization; with `cache_tokenized`, the files' checked and tokenized rows
+        come from the cache where an earlier run of the same contents and settings left them (else they are
+        tokenized into it), and only the held-out draw is made here. Every split is a view of its file's table
+        (the held-out ones an index mapping), never a copy."""
+        if not self.cache_tokenized:
+            return super().load_tokenized()
+        self.check_fit_splits(set(self.files) | ({"validation"} if "train" in self.files else set()))
+        check_files(self.files)  # the refusals of a first run (a missing file, a wrong suffix) on every run
+        parts = token_cache.key_parts(self.files, self.tokenizer, self.max_length, self._row_options())
+        folder = token_cache.entry_folder(token_cache.cache_root(self.cache_dir), parts)
+        start = time.perf_counter()
+        files = token_cache.load_entry(folder)
+        if files is not None:
+            rows = sum(len(ds) for ds in files.splits.values())
+            self.cache_use = token_cache.CacheUse(folder, True, rows, time.perf_counter() - start)
+            log.info("tokenized splits reused from %s (%d rows)", folder, rows)
+        else:
+            files = self._tokenize_into(folder, parts)
+        held = self._hold_out(files.splits, files.multi_label) if self.source == "train" else files.splits
+        labeled = LabeledSplits(held.select_columns([TEXT, LABELS]), files.label_names, files.multi_label)
+        return labeled, held.remove_columns([TEXT])
+
+    def _tokenize_into(self, folder: Path, parts: dict) -> LabeledSplits:
+        """The files read, checked and tokenized into a new cache entry at `folder`, opened from there; where the
+        entry cannot be written (a read-only or full disk), tokenized in memory."""
+        files = self.file_splits()
+        rows = sum(len(ds) for ds in files.splits.values())
+        try:
+            seconds = token_cache.write_entry(folder, files, self.tokenizer, self.max_length, parts)
+            entry = token_cache.load_entry(folder)
+            if entry is None:  # replaced by a run writing the same entry at this instant
+                raise FileNotFoundError(f"{folder} is gone")
+        except OSError as err:
+            log.warning("could not cache the tokenized splits at %s (%s): tokenizing in memory", folder, err)
+            start = time.perf_counter()
+            splits = tokenize_splits(files.splits, self.tokenizer, self.max_length, keep_text=True)
+            self.cache_use = token_cache.CacheUse(folder, False, rows, time.perf_counter() - start)
+            return LabeledSplits(splits, files.label_names, files.multi_label)
+        self.cache_use = token_cache.CacheUse(folder, False, rows, seconds)
+        speed = rows / max(seconds, 1e-9)
+        log.info("tokenized %d rows in %.1f s (%.0f rows/s) and cached at %s", rows, seconds, speed, folder)
+        return entry
+
+    def _row_options(self) -> dict:
+        """The options that decide what rows the files give (the cache's key, beside the files' contents)."""
+        return {
+            "text_column": self.text_column,
+            "label_column": self.label_column,
+            "label_columns": self.label_columns,
+            "label_separator": self.label_separator,
+            "label_names": self.id_names,
+            "delimiter": self.delimiter,
+            "column_names": self.column_names,
+            "encoding": self.encoding,
+        }
 
     def _multi_label(self, train: Dataset) -> bool:
         is_list = not self.label_columns and isinstance(train.features[self.label_column], List)
@@ -150,19 +231,21 @@ class FilesDataModule(TextClassificationDataModule):
                     "drop data.column_names, the file names its columns"
                 )
 
-    def _texts(self, ds: Dataset, split: str) -> list[str]:
-        texts = column_values(ds, self.text_column)
-        for row, text in enumerate(texts, 1):
-            if labels.is_missing(text):
-                raise ConfigError(
-                    f"{self.files[split]} row {row} has no text in column {self.text_column!r}: fill it in or drop it"
-                )
-            if not isinstance(text, str):
-                raise ConfigError(
-                    f"{self.files[split]} row {row} has the {type(text).__name__} {text!r} in column "
-                    f"{self.text_column!r}, not a string: make every text a string"
-                )
-        return texts
+    def _check_texts(self, ds: Dataset, split: str) -> None:
+        """Refuse a missing or non-string text, naming its row; read in blocks (no list of a million texts)."""
+        column = ds.select_columns([self.text_column])
+        for first, block in enumerate(column.iter(batch_size=TEXT_BLOCK)):
+            for row, text in enumerate(block[self.text_column], first * TEXT_BLOCK + 1):
+                if labels.is_missing(text):
+                    raise ConfigError(
+                        f"{self.files[split]} row {row} has no text in column {self.text_column!r}: "
+                        "fill it in or drop it"
+                    )
+                if not isinstance(text, str):
+                    raise ConfigError(
+                        f"{self.files[split]} row {row} has the {type(text).__name__} {text!r} in column "
+                        f"{self.text_column!r}, not a string: make every text a string"
+                    )
 
     def _row_labels(self, ds: Dataset, split: str) -> list[list[str]]:
         if self.label_columns:
@@ -204,16 +287,22 @@ class FilesDataModule(TextClassificationDataModule):
                 f"add rows or give {' and '.join(f'data.{split}_file' for split in sizes)}"
             )
         rng = np.random.default_rng(self.seed)
-        for split, size in sizes.items():
-            train = splits["train"]
-            picked = held_out_rows(len(train), size, rng, None if multi_label else column_values(train, LABELS))
-            splits[split], splits["train"] = train.select(picked), train.select(np.setdiff1d(range(len(train)), picked))
+        train = splits["train"]
+        class_ids = None if multi_label or not sizes else np.asarray(column_values(train, LABELS))
+        remaining = np.arange(count)  # rows of the train file not held out yet
+        for split, size in sizes.items():  # each split's indices into the file's table: one mapping, never a copy
+            ids = None if class_ids is None else class_ids[remaining]
+            picked = held_out_rows(len(remaining), size, rng, ids)
+            splits[split] = train.select(remaining[picked])
+            remaining = np.delete(remaining, picked)
+        if sizes:
+            splits["train"] = train.select(remaining)
         return splits
 
 
 def column_values(ds: Dataset, column: str) -> list:
     """A column's values as a list (at arrow speed: iterating a `datasets` column goes row by row)."""
-    return ds[column][:]
+    return column_array(ds, column).to_pylist()
 
 
 def held_out_rows(count: int, size: int, rng: np.random.Generator, class_ids: list[int] | None = None) -> np.ndarray:
@@ -254,12 +343,14 @@ def check_fractions(validation_fraction: float, test_fraction: float) -> None:
         )
 
 
-def encode(texts: list[str], rows: list[list[str]], names: list[str], multi_label: bool) -> Dataset:
-    """A split as `text` + `labels` (class id, or multi-hot floats)."""
+def encode(texts: Dataset, rows: list[list[str]], names: list[str], multi_label: bool) -> Dataset:
+    """A split as `text` (the file's own column, not copied) + `labels` (class id, or multi-hot floats)."""
     index = {name: i for i, name in enumerate(names)}
-    ids = [[index[label] for label in row] for row in rows]
     if multi_label:
-        values, feature = [multi_hot(r, len(names)) for r in ids], List(Value("float32"))
+        values = [multi_hot([index[label] for label in row], len(names)) for row in rows]
+        feature = List(Value("float32"))
     else:
-        values, feature = [r[0] for r in ids], ClassLabel(names=names)
-    return Dataset.from_dict({TEXT: texts, LABELS: values}, features=Features({TEXT: Value("string"), LABELS: feature}))
+        values, feature = [index[row[0]] for row in rows], ClassLabel(names=names)
+    (column,) = texts.column_names  # a string column (checked), kept as read: large_string from pandas 3 and JSON
+    texts = texts.rename_column(column, TEXT) if column != TEXT else texts
+    return texts.add_column(LABELS, values, feature=feature)

@@ -126,14 +126,16 @@ def read_tables(
     column_names: list[str] | None = None,
     keys: str = "data.",
     encoding: str = "utf-8",
+    fresh: bool = False,
 ) -> DatasetDict:
     """Load each split's file (`{split: path}`) with the builder its suffix names, decoded with `encoding`.
 
     `keys` prefixes the config keys that messages name (`data.` for training files, nothing for predict.py's).
+    `fresh`: parse the files again, never taking the datasets library's arrow copy of an earlier read, which it
+    keys on a file's path and modification time alone (a file rewritten within one mtime tick, or given its old
+    mtime back, would read as it was).
     """
-    for split, path in files.items():
-        check_readable(f"{keys}{split}_file", path)
-    suffix = table_suffix({f"{keys}{split}_file": path for split, path in files.items()})
+    suffix = check_files(files, keys)
     if column_names and BUILDERS[suffix] != "csv":
         raise ConfigError(f"{keys}column_names is for header-less CSV / TSV / TXT files, not {suffix}: drop it")
     options = {}
@@ -146,7 +148,14 @@ def read_tables(
         else:
             for path in files.values():
                 check_unique_header(path, sep, encoding)
-    return load_tables(BUILDERS[suffix], files, options, keys, encoding)
+    return load_tables(BUILDERS[suffix], files, options, keys, encoding, fresh)
+
+
+def check_files(files: dict[str, str], keys: str = "data.") -> str:
+    """Refuse a file that is missing, unreadable or empty, or files of no one readable format; return the format."""
+    for split, path in files.items():
+        check_readable(f"{keys}{split}_file", path)
+    return table_suffix({f"{keys}{split}_file": path for split, path in files.items()})
 
 
 def check_unique_column_names(names: list[str], key: str) -> None:
@@ -188,8 +197,11 @@ def read_lines(path: str, encoding: str = "utf-8") -> Dataset:
     return load_tables("text", {"input": path}, {}, "", encoding)["input"]
 
 
-def load_tables(builder: str, files: dict[str, str], options: dict, keys: str, encoding: str) -> DatasetDict:
-    """`load_dataset(builder, data_files=files)`; on failure, each file is examined for a problem to name."""
+def load_tables(
+    builder: str, files: dict[str, str], options: dict, keys: str, encoding: str, fresh: bool = False
+) -> DatasetDict:
+    """`load_dataset(builder, data_files=files)` (`fresh`: parsed again, not the cached arrow copy); on failure,
+    each file is examined for a problem to name."""
     if builder != "parquet":
         try:
             codecs.lookup(encoding)
@@ -198,7 +210,8 @@ def load_tables(builder: str, files: dict[str, str], options: dict, keys: str, e
         options = {**options, "encoding": encoding}
     has_header = builder == "csv" and options.get("column_names") is None
     try:
-        tables = load_dataset(builder, data_files=files, **options)
+        mode = "force_redownload" if fresh else None
+        tables = load_dataset(builder, data_files=files, download_mode=mode, **options)
     except Exception as err:  # the datasets library wraps parser errors in several types
         for split, path in files.items():
             problem = file_problem(path, f"{keys}{split}_file", builder, has_header, options, keys)

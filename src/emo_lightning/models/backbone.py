@@ -5,7 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    MODEL_MAPPING,
+    AutoConfig,
+    AutoModel,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from emo_lightning.models.dropout import use_fast_dropout
 from emo_lightning.utils.errors import ConfigError
@@ -44,6 +51,7 @@ def load_backbone(
     trust_remote_code: bool = False,
     freeze_word_embeddings: bool = False,
     fast_dropout: bool = True,
+    gradient_checkpointing: bool = False,
 ) -> PreTrainedModel:
     """Return the encoder (`AutoModel`) named by `pretrained_model_name_or_path`.
 
@@ -62,6 +70,9 @@ def load_backbone(
             to zero, clip and update every step, when a batch touches a few hundred of its rows.
         fast_dropout: the encoder's `nn.Dropout` modules draw their masks from 16-bit random numbers
             (`dropout.FastDropout`: the same distribution, a third of the RNG time); false keeps torch's.
+        gradient_checkpointing: keep only each layer's input in the forward pass and recompute the layer in the
+            backward one: less activation memory, one more forward pass, the same gradients (torch replays the
+            dropout masks). A backbone transformers cannot checkpoint is refused before its weights load.
     """
     overrides = dict(config_overrides or {})
     pretrained_model_name_or_path = encoder_of(pretrained_model_name_or_path)
@@ -73,6 +84,8 @@ def load_backbone(
             "use one of its fields (e.g. hidden_dropout_prob, num_hidden_layers)"
         )
     config.update(overrides)
+    if gradient_checkpointing:  # before the weights load, where the class is known without the checkpoint's code
+        _check_checkpointing(_encoder_class(config, trust_remote_code), pretrained_model_name_or_path)
     code = {"attn_implementation": attn_implementation, "trust_remote_code": trust_remote_code}
     if pretrained:
         path = resolve_hub_path(pretrained_model_name_or_path, model_dir)
@@ -91,6 +104,9 @@ def load_backbone(
         model.get_input_embeddings().weight.requires_grad_(False)
     if fast_dropout:
         use_fast_dropout(model)
+    if gradient_checkpointing:
+        _check_checkpointing(type(model), pretrained_model_name_or_path)
+        enable_gradient_checkpointing(model)
     return model.train()  # from_pretrained returns eval mode; dropout must be on for fine-tuning
 
 
@@ -157,6 +173,35 @@ def check_max_length(
     if limit is not None and max_length > limit:
         name = config.name_or_path or config.model_type
         raise ConfigError(f"{key}={max_length} is more tokens than model {name} reads ({limit}): set {key} ≤ {limit}")
+
+
+def enable_gradient_checkpointing(model: PreTrainedModel) -> None:
+    """Recompute each layer in the backward pass. Non-reentrant checkpointing: torch restores the RNG state for
+    the recompute (the same dropout masks, so the same gradients), and frozen inputs need no `requires_grad` trick."""
+    kwargs = {"use_reentrant": False}
+    enable = getattr(model, "activation_checkpointing_enable", None)  # newer transformers' name for it
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def _encoder_class(config: PretrainedConfig, trust_remote_code: bool) -> type | None:
+    """The class `AutoModel` builds for `config`; None where the checkpoint's own code decides it."""
+    if trust_remote_code and "AutoModel" in (getattr(config, "auto_map", None) or {}):
+        return None
+    try:
+        return MODEL_MAPPING[type(config)]
+    except KeyError:
+        return None
+
+
+def _check_checkpointing(model_class: type | None, name: str) -> None:
+    if model_class is not None and not getattr(model_class, "supports_gradient_checkpointing", False):
+        raise ConfigError(
+            f"model.gradient_checkpointing=true, but {model_class.__name__} ({name}) does not support gradient "
+            "checkpointing: set model.gradient_checkpointing=false, or use a backbone that does (e.g. model=bert_base)"
+        )
 
 
 def _freeze_unused_pooler(model: PreTrainedModel) -> None:

@@ -128,6 +128,11 @@ TRAIN: dict[str, Rule] = {
     "trainer.overfit_batches": Rule("2", at_least=0),
     "trainer.log_every_n_steps": count("50"),
     "trainer.num_nodes": count("1"),
+    # tune=lr_find (conf/tune/lr_find.yaml); tune.min_lr below tune.max_lr is checked by the search itself
+    "tune.min_lr": Rule("1e-7", above=0, below=1),
+    "tune.max_lr": Rule("0.1", above=0, at_most=1),  # the suggestion becomes optimizer.lr, which is ≤ 1
+    "tune.num_training": count("100", at_least=20),  # the suggestion skips the first 10 rates and the last one
+    "tune.early_stop_threshold": Rule("4.0", above=1, others=(None,), others_mean="never stopping early"),
 }
 PREDICT: dict[str, Rule] = {
     "threshold": SAVED_OR_PROBABILITY,

@@ -3,12 +3,14 @@
 A run (`outputs/runs/<time>/`, or a multirun job's folder) holds `metrics.json` (the final figures, written by
 `train`), `model/` (the exported model, `models.folder`; its `classifier.json`), `checkpoints/`, `predictions/`,
 `errors.csv`, `plots/`, and `onnx/` with `parity.json` once exported (`inference.backends`). A job that failed
-leaves `failure.json` (`cli.jobs`); a search's trial leaves `optuna_trial.json` (`sweeps.study`).
+leaves `failure.json` (`cli.jobs`); a search's trial leaves `optuna_trial.json` (`sweeps.study`); `tune=lr_find`
+leaves `lr_find.json` and `lr_find.png` (`training.lr_find`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from emo_lightning.utils.atomic import atomic_write_text
@@ -23,6 +25,23 @@ MODEL_DIR = "model"
 PREDICTIONS_DIR = "predictions"
 ERRORS_FILE = "errors.csv"
 RUN_ARTIFACTS = (CHECKPOINTS, METRICS_FILE, MODEL_DIR, PREDICTIONS_DIR)  # what makes a folder hold a run
+LR_FIND_FILE = "lr_find.json"  # a learning-rate search's rates, smoothed losses, suggestion and command
+LR_FIND_FIGURE = "lr_find.png"  # its curve: loss against rate, the suggestion marked
+
+
+def write_lr_find(run_dir: Path, record: dict) -> None:
+    """lr_find.json; a loss that is not finite (a diverged step) is written as null, so the file stays JSON."""
+    losses = [loss if math.isfinite(loss) else None for loss in record["losses"]]
+    atomic_write_text(Path(run_dir) / LR_FIND_FILE, json.dumps({**record, "losses": losses}, indent=2))
+
+
+def read_lr_find(run_dir: Path) -> dict | None:
+    """A run folder's lr_find.json, or None where it has none (or the file is not a JSON object)."""
+    try:
+        record = json.loads((Path(run_dir) / LR_FIND_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def read_failure(run_dir: Path) -> dict | None:

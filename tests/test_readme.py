@@ -29,7 +29,7 @@ from tests.conftest import ROOT, SHARED, require_shared
 from tests.helpers import EMOTIONS, emotion_text
 
 README = ROOT / "README.md"
-SCRIPTS = ("train.py", "predict.py", "export.py", "serve.py", "analyze.py")
+SCRIPTS = ("train.py", "predict.py", "evaluate.py", "export.py", "serve.py", "analyze.py")
 NEEDS = re.compile(r"\(needs ([^)]+)\)")
 SERVING = re.compile(r"serving on (http://\S+)")
 # the suite's own environment: CI builds it from scratch and runs these (.ci/run)
@@ -151,6 +151,7 @@ def write_user_files(folder: Path) -> None:
     columns["fear"] = [int(label == "fear" or i % 3 == 0) for i, label in enumerate(labels)]
     pd.DataFrame({"text": texts, **columns}).to_parquet(folder / "train.parquet")
     pd.DataFrame({"body": texts[:6], "id": range(6)}).to_csv(folder / "posts.csv", index=False)
+    pd.DataFrame({"text": texts[:12], "label": labels[:12]}).to_csv(folder / "theirs.csv", index=False)
 
 
 def fast_train_args(tiny_models, tiny_mirror, command: Command | None) -> list[str]:
@@ -225,6 +226,8 @@ def as_run(words: list[str], command: Command, tiny_models, tiny_mirror, work: P
             words += [f"paths.data_dir={tiny_mirror}", f"model.pretrained_model_name_or_path={tiny_models['bert']}"]
         if script == "serve.py":
             words += ["port=0"]
+        if script == "evaluate.py":
+            words += [f"paths.data_dir={tiny_mirror}"]
     elif words[:2] == ["make", "train"]:
         args = [*fast_train_args(tiny_models, tiny_mirror, command), f"hydra.run.dir={work}/outputs/runs/make-train"]
         assert len(words) == 2, f"make train with arguments: {words}"
@@ -291,6 +294,8 @@ def check_outcome(words: list[str], result: subprocess.CompletedProcess, work: P
     elif words[1:2] and words[1].endswith("predict.py"):
         assert "input_file=posts.csv" not in words or (work / "posts.predictions.csv").exists()
         assert "input_file=posts.csv" in words or re.search(r"\b(" + "|".join(EMOTIONS) + r")\b", result.stdout)
+    elif words[1:2] and words[1].endswith("evaluate.py"):
+        assert list((work / "outputs" / "evaluate").glob("*/summary.md")), output[-3000:]
     elif words[1:2] and words[1].endswith("export.py"):
         assert json.loads((work / "run" / "onnx" / "parity.json").read_text())
     elif words[1:2] and words[1].endswith("analyze.py"):

@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import statistics
-import subprocess
 import sys
 import time
 from contextlib import nullcontext
@@ -31,7 +30,7 @@ from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_speed import compose_cfg  # noqa: E402
-from machine import peak_memory_mib, processor_name, reset_peak_memory  # noqa: E402
+from machine import peak_memory_mib, processor_name, reset_peak_memory, run_rows  # noqa: E402
 
 from emo_lightning.models.clipping import clip_grad_norm  # noqa: E402
 from emo_lightning.training.setup import build_classifier  # noqa: E402
@@ -118,11 +117,7 @@ def child_command(rows: list[str], args, precision: str) -> list[str]:
 
 def run_in_child(rows: list[str], args, precision: str) -> list[dict]:
     """`rows` (`<length>:<0|1>`) in a fresh process: its high-water mark is theirs alone."""
-    out = subprocess.run(child_command(rows, args, precision), capture_output=True, text=True, check=False)
-    results = [json.loads(line[4:]) for line in out.stdout.splitlines() if line.startswith("ROW ")]
-    if out.returncode != 0 or len(results) != len(rows):
-        raise RuntimeError(f"benchmark rows {', '.join(rows)} failed:\n{out.stderr[-3000:]}")
-    return results
+    return run_rows(child_command(rows, args, precision), rows)
 
 
 def compare(rows: list[dict]) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import subprocess
 import sys
 import time
 from datetime import datetime
@@ -37,7 +36,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import open_dict
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import gemm_peak_gflops, peak_memory_mib, processor_name, reset_peak_memory  # noqa: E402
+from machine import gemm_peak_gflops, peak_memory_mib, processor_name, reset_peak_memory, run_rows  # noqa: E402
 
 from emo_lightning.training.setup import build_classifier, build_trainer  # noqa: E402
 from emo_lightning.utils.hardware import Hardware, bf16_native, choose_precision, uses_gpu  # noqa: E402
@@ -253,11 +252,7 @@ def child_command(rows: list[str], args, peaks: dict) -> list[str]:
 
 def run_in_child(rows: list[str], args, peaks: dict) -> list[dict]:
     """`rows` in a fresh process, so they inherit no other process's allocator state or threads."""
-    out = subprocess.run(child_command(rows, args, peaks), capture_output=True, text=True, check=False)
-    results = [json.loads(line[4:]) for line in out.stdout.splitlines() if line.startswith("ROW ")]
-    if out.returncode != 0 or len(results) != len(rows):
-        raise RuntimeError(f"benchmark rows {', '.join(rows)} failed:\n{out.stderr[-3000:]}")
-    return results
+    return run_rows(child_command(rows, args, peaks), rows)
 
 
 def run_row(spec: str, args, peaks: dict) -> dict:

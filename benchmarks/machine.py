@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -48,3 +50,12 @@ def peak_memory_mib() -> float:
         if line.startswith("VmHWM"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def run_rows(command: list[str], rows: list[str]) -> list[dict]:
+    """Run a benchmark's child process for `rows`; its results are the `ROW <json>` lines it prints, one per row."""
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
+    results = [json.loads(line[4:]) for line in out.stdout.splitlines() if line.startswith("ROW ")]
+    if out.returncode != 0 or len(results) != len(rows):
+        raise RuntimeError(f"benchmark rows {', '.join(rows)} failed:\n{out.stderr[-3000:]}")
+    return results

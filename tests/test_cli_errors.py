@@ -6,6 +6,7 @@ subprocess to show the real script prints the same line. Add a case: `(id, overr
 
 from __future__ import annotations
 
+import logging
 import os
 import runpy
 import subprocess
@@ -297,6 +298,9 @@ def test_bad_input_is_one_line_and_exit_2(overrides, message, tmp_path, tiny_mod
     assert not GlobalHydra.instance().is_initialized()  # Hydra cleared itself: the next case starts fresh
     message = message.replace("{tmp}", str(tmp_path))
     assert_refused(exit_info.value.code, capfd.readouterr().err, message, tmp_path / "run")
+    if not (tmp_path / "run").exists():  # the refused run's folder is gone, and no log handler writes there
+        assert not [h for h in logging.getLogger().handlers if str(tmp_path) in getattr(h, "baseFilename", "")]
+        logging.getLogger("emo_lightning").warning("a record after the refusal")  # no file to reopen: no error
 
 
 def test_the_script_prints_the_same_line(tmp_path, tiny_models, tiny_mirror):

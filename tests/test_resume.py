@@ -367,7 +367,16 @@ class Recorder(Callback):
             # a SIGTERM nobody handles ends the test worker itself: fail with the handler's name instead
             handler = signal.getsignal(signal.SIGTERM)
             assert isinstance(getattr(handler, "__self__", None), LastCheckpoint), f"SIGTERM handler: {handler!r}"
-            os.kill(os.getpid(), signal.SIGTERM)  # handled by LastCheckpoint before this batch's end is over
+            signal.raise_signal(signal.SIGTERM)  # this thread: handled by LastCheckpoint before this batch ends
+
+
+@pytest.fixture
+def stray_sigterms():
+    """A SIGTERM outside LastCheckpoint's handler is recorded here instead of ending the test worker."""
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    yield received
+    signal.signal(signal.SIGTERM, previous)
 
 
 def fit_tiny(cfg, last: LastCheckpoint, recorder: Recorder, ckpt_path: Path | None = None) -> EmotionClassifier:
@@ -413,7 +422,7 @@ def test_checkpoints_land_on_accumulation_boundaries(trigger, overrides, expecte
     assert recorder.saved_at == expected * 2  # the batches done in the epoch, in both epochs
 
 
-def test_a_stop_mid_accumulation_resumes_to_the_same_weights(tiny_cfg, tmp_path):
+def test_a_stop_mid_accumulation_resumes_to_the_same_weights(tiny_cfg, tmp_path, stray_sigterms):
     """SIGTERM after the 5th batch (2 of the second step's 3 accumulated): the run stops after the 6th, at the step,
     and its resume ends with the weights of a run that never stopped."""
     cfg = accumulating_cfg(tiny_cfg)
@@ -422,7 +431,7 @@ def test_a_stop_mid_accumulation_resumes_to_the_same_weights(tiny_cfg, tmp_path)
     last = LastCheckpoint(tmp_path / CHECKPOINTS, every_n_minutes=None)
     with pytest.raises(RunInterrupted):
         fit_tiny(cfg, last, stopped)
-    assert stopped.saved_at == [6]
+    assert stopped.saved_at == [6] and stray_sigterms == []
     resumed = Recorder()
     module = fit_tiny(cfg, LastCheckpoint(tmp_path / CHECKPOINTS, every_n_minutes=None), resumed, ckpt_path=last.path)
     assert len(stopped.batches) + len(resumed.batches) == 24
@@ -430,7 +439,7 @@ def test_a_stop_mid_accumulation_resumes_to_the_same_weights(tiny_cfg, tmp_path)
         assert torch.equal(module.state_dict()[name], tensor), name
 
 
-def test_plain_shuffled_batches_resume_mid_epoch_in_the_same_order(tiny_cfg, tmp_path):
+def test_plain_shuffled_batches_resume_mid_epoch_in_the_same_order(tiny_cfg, tmp_path, stray_sigterms):
     """data.length_grouped=false: a run stopped after 3 of an epoch's 12 batches trains, resumed, on the batches the
     run that never stopped trains on, in its order, and ends with its weights."""
     cfg = tiny_cfg(
@@ -451,7 +460,7 @@ def test_plain_shuffled_batches_resume_mid_epoch_in_the_same_order(tiny_cfg, tmp
         fit_tiny(cfg, last, stopped)
     resumed = Recorder()
     module = fit_tiny(cfg, LastCheckpoint(tmp_path / CHECKPOINTS, every_n_minutes=None), resumed, ckpt_path=last.path)
-    assert len(stopped.batches) == 3 and len(uninterrupted.batches) == 24
+    assert len(stopped.batches) == 3 and len(uninterrupted.batches) == 24 and stray_sigterms == []
     assert stopped.batches + resumed.batches == uninterrupted.batches
     assert uninterrupted.batches[:12] != uninterrupted.batches[12:]  # shuffled: each epoch its own order
     for name, tensor in reference.state_dict().items():

@@ -68,9 +68,26 @@ def remove_unstarted_run(output_dir: Path) -> None:
     looks like a run. Only a folder holding nothing but Hydra's files goes; anything else in it is kept."""
     if not output_dir.is_dir() or not {p.name for p in output_dir.iterdir()} <= HYDRA_MADE:
         return
+    close_file_logs_in(output_dir)
     shutil.rmtree(output_dir / ".hydra", ignore_errors=True)
     (output_dir / "train.log").unlink(missing_ok=True)
     output_dir.rmdir()
+
+
+def close_file_logs_in(folder: Path) -> None:
+    """Close and detach the logging handlers that write into `folder` (Hydra's train.log): once the folder is gone
+    a later record would try to reopen the file there (in the same process: the next job, a notebook, a test)."""
+    folder = folder.resolve()
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            filename = getattr(handler, "baseFilename", None)
+            if filename is not None and Path(filename).resolve().is_relative_to(folder):
+                logger.removeHandler(handler)
+                handler.close()
 
 
 def run_training_job(cfg: DictConfig) -> float | None:

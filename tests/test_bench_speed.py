@@ -63,17 +63,35 @@ def test_tiny_bench_levers_alternates_every_variant(tmp_path, tiny_mirror):
     )
 
 
-def test_tiny_bench_train_times_ours_and_the_hf_trainer_script_to_their_done_lines(tmp_path, tiny_mirror):
-    out = run_tiny("bench_train.py", tmp_path, tiny_mirror)
+def test_tiny_bench_train_times_ours_a_baseline_commit_and_the_hf_trainer_script_to_their_done_lines(
+    tmp_path, tiny_mirror
+):
+    runners = ["--runners", "ours", "baseline", "hf-trainer", "--baseline", "HEAD"]
+    out = run_tiny("bench_train.py", tmp_path, tiny_mirror, *runners)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (saved,) = tmp_path.glob("train_*.json")
     record = json.loads(saved.read_text())
-    for runner in ("ours", "hf-trainer"):
+    for runner in ("ours", "baseline", "hf-trainer"):
         (run,) = record["runs"][runner]
         assert run["seconds"] > 0 and 0 <= run["test_accuracy"] <= 1 and run["line"].startswith("done:")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert record["baseline"] == head and (tmp_path / f"baseline-{head[:12]}" / "train.py").is_file()
+    assert "/baseline-0" in record["runs"]["baseline"][0]["line"]  # the done line of its own run folder
     assert list(tmp_path.glob("train_*/hf-trainer-0/model/config.json"))  # the script saved its model
     assert list(tmp_path.glob("train_*/ours-0/model/classifier.json"))
-    assert "end to end (median): ours" in out.stdout
+    assert list(tmp_path.glob("train_*/baseline-0/model/classifier.json"))
+    assert "end to end (median): ours" in out.stdout and "baseline HEAD" in out.stdout
+    assert "HF Trainer script" in out.stdout and "test accuracy" in out.stdout
+
+
+def test_bench_train_refuses_a_baseline_that_is_not_a_commit(tmp_path):
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--runners", "ours", "baseline"]
+    out = subprocess.run(
+        [*command, "--baseline", "no-such-ref", "--out", str(tmp_path)], capture_output=True, text=True
+    )
+    assert out.returncode != 0 and "--baseline no-such-ref is not a commit" in out.stderr.strip().splitlines()[-1]
+    missing = subprocess.run(command + ["--out", str(tmp_path)], capture_output=True, text=True)
+    assert missing.returncode == 2 and "--baseline REF and the runner 'baseline' go together" in missing.stderr
 
 
 def test_tiny_bench_checkpointing_measures_both_variants_of_each_length(tmp_path, tiny_mirror):

@@ -139,6 +139,9 @@ def main() -> None:
         "capabilities": hw.summary(),
         "precision": choose_precision(hw, uses_gpu("auto"))[0],
     }
+    asked_precision = [s.split("=", 1)[1] for s in args.set if s.startswith("trainer.precision=")]
+    if asked_precision and asked_precision[-1] != "auto":  # the runs' own precision, not auto's choice
+        machine["precision"] = asked_precision[-1]
     default = not args.set and set(args.datasets) == set(METRICS) and args.records == ROOT / "docs" / "results"
     command = "make bench-quality" if default else " ".join(sys.argv)
     seeds = {d: list(range(args.go_seeds if d == "go_emotions" else args.seeds)) for d in args.datasets}

@@ -243,6 +243,12 @@ CASES = [
         "mode null to follow the metric)",
     ),
     (
+        "endless",
+        ["trainer.max_epochs=-1"],
+        "trainer.max_epochs=-1 with no trainer.max_steps never ends, and the learning-rate schedule is sized by the "
+        "run's steps: give trainer.max_steps=N (or trainer.max_epochs=N)",
+    ),
+    (
         "fp16-on-a-cpu",
         ["trainer.precision=16-mixed"],
         "trainer.precision=16-mixed (fp16 with loss scaling) needs a CUDA GPU: on this CPU use trainer.precision=auto "

@@ -292,7 +292,7 @@ def test_values_outside_their_range_are_refused(overrides, message):
 @pytest.mark.parametrize(
     "overrides",
     [
-        ["trainer.max_epochs=-1", "trainer.max_steps=-1", "trainer.gradient_clip_val=null"],
+        ["trainer.max_epochs=-1", "trainer.max_steps=10", "trainer.gradient_clip_val=null"],
         ["trainer.val_check_interval=00:00:30:00"],  # a time: left to Lightning
         ["thresholds.floor=0.95", "param_groups=layer_decay", "param_groups.layer_decay=1"],
         ["seed=0", "scheduler.warmup_ratio=0", "head.dropout=0", "data.num_workers=0"],

@@ -81,7 +81,7 @@ def test_a_file_with_a_subset_of_the_labels_is_refused_then_scored_among_its_lab
         "error: the data lacks labels the model predicts: love, fear, surprise: decide among the data's labels only "
         "with labels.missing=restrict, or labels.missing=keep to count a prediction of them as an error"
     ]
-    assert not list((tmp_path / "outputs").rglob("metrics.json"))  # refused before anything was written
+    assert not list((tmp_path / "outputs" / "evaluate").iterdir())  # refused before anything: not even Hydra's folder
 
     scored = run("evaluate.py", *args, "labels.missing=restrict", cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr[-3000:]

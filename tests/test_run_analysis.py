@@ -125,6 +125,19 @@ def test_report_puts_the_run_beside_the_anchors_with_its_figures_and_errors(fini
         run_report(compose_analyze(["task=report", f"run_dir={run_dir}"], out), out)
 
 
+def test_report_copies_no_file_a_figure_links_to(finished_run, tmp_path, caplog):
+    """A run folder from elsewhere whose plots/ holds a link to a file of this machine: the report skips it."""
+    run_dir = finished_run("emotion", "plots=none")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the report")
+    (run_dir / "plots").mkdir(exist_ok=True)
+    (run_dir / "plots" / "curves.png").symlink_to(secret)
+    out = tmp_path / "analysis"
+    report = run_report(compose_analyze(["task=report", f"run_dir={run_dir}"], out), out)
+    assert not (out / "plots" / "curves.png").exists() and "curves.png" not in report.read_text()
+    assert any("skipped" in r.getMessage() and "curves.png" in r.getMessage() for r in caplog.records)
+
+
 def test_the_command_names_its_folder_after_the_run_and_refuses_data_with_a_run_task(finished_run, tmp_path):
     run_dir = finished_run("emotion", "plots=none")
     out = run("analyze.py", "task=report", f"run_dir={run_dir}", cwd=tmp_path)
@@ -132,6 +145,9 @@ def test_the_command_names_its_folder_after_the_run_and_refuses_data_with_a_run_
     (folder,) = (tmp_path / "outputs" / "analysis" / "report").iterdir()
     assert folder.name.startswith(f"{run_dir.name}_") and (folder / "report.md").is_file()
     assert out.stdout.strip().splitlines()[-1] == f"wrote {folder / 'report.md'}"
+    refused = run("analyze.py", "task=errors", f"run_dir={run_dir}", "data=go_emotions", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.strip().startswith("error: task=errors reads the run's own data")
+    assert not list((tmp_path / "outputs" / "analysis" / "errors").iterdir())  # no folder for the refusal
     with pytest.raises(ConfigError, match=r"task=errors reads the run's own data and model: drop data= "):
         check_task_inputs("errors", str(run_dir), [f"run_dir={run_dir}", "data=go_emotions"])
     with pytest.raises(ConfigError, match=r"run_dir= is for task=errors or task=report; task=umap reads data="):

@@ -104,7 +104,9 @@ def test_health_labels_docs_and_page(server, folder):
     assert "securitySchemes" not in schema.get("components", {})  # no key: nothing to authorize
     assert "no API key: set EMO_API_KEY to require one" in server.output()
     assert "text" in json.dumps(schema["paths"]["/predict"]["post"]["requestBody"])
-    assert "swagger" in httpx.get(f"{server.url}/docs").text.lower()
+    docs = httpx.get(f"{server.url}/docs").text
+    assert "swagger" in docs.lower() and "cdn" not in docs  # Swagger UI's files come from this server
+    assert httpx.get(f"{server.url}/docs-assets/swagger-ui-bundle.js").status_code == 200
     page = httpx.get(f"{server.url}/")
     assert page.headers["content-type"].startswith("text/html")
     assert "<textarea" in page.text and "/predict" in page.text and "://" not in page.text  # no external URL

@@ -135,3 +135,28 @@ def test_demo_page_asks_for_the_api_key_keeps_it_in_the_tab_and_sends_it(tmp_pat
         assert server.stop() == 0, server.output()
     assert stored == [key, 0] and rows == 0  # in sessionStorage only; the reloaded page has no bars yet
     assert key not in server.output()
+
+
+def test_docs_page_draws_the_routes_from_the_server_alone(tmp_path, tiny_models):
+    """/docs (Swagger UI) renders with no request leaving the server: its script and style sheet are served by it."""
+    chromium = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    folder = model_dir(tmp_path / "model", tiny_models, multi_label=True)
+    server = Server(tmp_path / "serve.log", f"run_dir={folder}", "backend=torch", "precision=fp32")
+    elsewhere: list[str] = []
+    try:
+        with sync_playwright() as playwright:
+            context, page = browser_page(playwright, chromium, tmp_path / "profile")
+            page.on(
+                "request", lambda request: None if request.url.startswith(server.url) else elsewhere.append(request.url)
+            )
+            try:
+                page.goto(server.url + "/docs")
+                page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+                paths = page.eval_on_selector_all(".opblock-summary-path", "els => els.map(e => e.textContent)")
+            finally:
+                context.close()
+    finally:
+        assert server.stop() == 0, server.output()
+    assert {"/predict", "/health", "/labels"} <= set(paths) and elsewhere == []

@@ -17,7 +17,9 @@ import pytest
 
 from tests.conftest import ROOT
 
-CORE_ONLY = "onnx,onnxscript,onnxruntime,openvino,fastapi,uvicorn,starlette,sklearn,umap,optuna,submitit"
+CORE_ONLY = (
+    "onnx,onnxscript,onnxruntime,openvino,fastapi,fastapi_offline,uvicorn,starlette,sklearn,umap,optuna,submitit"
+)
 HIDE = '''
 import os, sys
 

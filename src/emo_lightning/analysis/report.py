@@ -4,6 +4,7 @@ metrics beside the published anchors for its dataset, calibration, per-label F1,
 from __future__ import annotations
 
 import csv
+import logging
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from emo_lightning.analysis.runs import finished_run, run_choice, run_config, ru
 from emo_lightning.utils.atomic import atomic_write_text
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.rules import ANALYZE, check_values
+
+log = logging.getLogger(__name__)
 
 REPORT = "report.md"
 SETUP_GROUPS = ("data", "model", "head", "loss", "optimizer", "thresholds", "experiment")
@@ -36,7 +39,10 @@ def run_report(cfg: DictConfig, output_dir: Path) -> Path:
     if (run_dir / "plots").is_dir():
         (output_dir / "plots").mkdir(exist_ok=True)
         for png in sorted((run_dir / "plots").glob("*.png")):
-            shutil.copy2(png, output_dir / "plots" / png.name)
+            if png.is_symlink() or not png.is_file():  # a link could copy any file of this machine into the report
+                log.warning("skipped %s: not a plain file (a run's figures are files it wrote)", png)
+                continue
+            shutil.copyfile(png, output_dir / "plots" / png.name)
             figures.append(f"plots/{png.name}")
     text = report_markdown(run_dir, config, record, figures, int(cfg.report.top_errors))
     atomic_write_text(output_dir / REPORT, text)

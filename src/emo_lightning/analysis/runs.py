@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from emo_lightning.utils.console import command_for
 from emo_lightning.utils.errors import ConfigError
 from emo_lightning.utils.run_folder import METRICS_FILE, MODEL_DIR
 from emo_lightning.utils.trust import check_folder_node, check_no_remote_code
@@ -25,7 +26,7 @@ def finished_run(run_dir: str | Path | None) -> Path:
     if missing:
         raise ConfigError(
             f"run_dir={run_dir} is not a finished training run (no {', '.join(missing)}): give a run whose training "
-            "ended (resume an unfinished one with `python train.py resume=<run>` first)"
+            f"ended (resume an unfinished one with `{command_for('train.py')} resume=<run>` first)"
         )
     return path
 

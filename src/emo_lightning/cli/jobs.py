@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -20,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from emo_lightning.cli.resume import requeued_slurm_job
-from emo_lightning.cli.runner import exit_if_bad_input
+from emo_lightning.cli.runner import exit_if_bad_input, remove_unstarted_folder
 from emo_lightning.train import train
 from emo_lightning.training.checkpointing import RunInterrupted, RunStopped
 from emo_lightning.training.distributed import one_job_of_ranks
@@ -60,36 +59,6 @@ def record_failure(output_dir: Path, err: BaseException) -> None:
     atomic_write_text(output_dir / FAILURE_FILE, json.dumps(failure, indent=2))
 
 
-HYDRA_MADE = {".hydra", "train.log"}  # what Hydra writes into a run folder before the job starts
-
-
-def remove_unstarted_run(output_dir: Path) -> None:
-    """A single run refused before training: remove the folder Hydra made for it, so that nothing under outputs/
-    looks like a run. Only a folder holding nothing but Hydra's files goes; anything else in it is kept."""
-    if not output_dir.is_dir() or not {p.name for p in output_dir.iterdir()} <= HYDRA_MADE:
-        return
-    close_file_logs_in(output_dir)
-    shutil.rmtree(output_dir / ".hydra", ignore_errors=True)
-    (output_dir / "train.log").unlink(missing_ok=True)
-    output_dir.rmdir()
-
-
-def close_file_logs_in(folder: Path) -> None:
-    """Close and detach the logging handlers that write into `folder` (Hydra's train.log): once the folder is gone
-    a later record would try to reopen the file there (in the same process: the next job, a notebook, a test)."""
-    folder = folder.resolve()
-    loggers = [
-        logging.getLogger(),
-        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
-    ]
-    for logger in loggers:
-        for handler in list(logger.handlers):
-            filename = getattr(handler, "baseFilename", None)
-            if filename is not None and Path(filename).resolve().is_relative_to(folder):
-                logger.removeHandler(handler)
-                handler.close()
-
-
 def run_training_job(cfg: DictConfig) -> float | None:
     """train(cfg) as a job: the value a sweeper optimizes, or None."""
     output_dir = Path(cfg.paths.output_dir)
@@ -122,7 +91,7 @@ def run_training_job(cfg: DictConfig) -> float | None:
             return None
         if not in_multirun():
             if describe(err) is not None and not cfg.resume:
-                remove_unstarted_run(output_dir)
+                remove_unstarted_folder(output_dir)
             exit_if_bad_input(err)  # bad input: one line, exit 2 (before Hydra reports the job's overrides)
             raise  # anything else is a bug: its traceback
         if describe(err) is None:

@@ -7,10 +7,13 @@ HYDRA_FULL_ERROR=1 gets the full traceback as before.
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from emo_lightning.utils.errors import describe
@@ -56,11 +59,43 @@ def run_cli(main: Callable[[], Any]) -> None:
 
 
 @contextmanager
-def exit_on_bad_input() -> Iterator[None]:
+def exit_on_bad_input(output_dir: Path | None = None) -> Iterator[None]:
     """Inside a task function: bad input exits 2 with one line here, before Hydra adds its
-    "Error executing job with overrides: …" line (it does so for every exception that leaves the task)."""
+    "Error executing job with overrides: …" line (it does so for every exception that leaves the task). The job's
+    `output_dir`, given, goes when it holds nothing but what Hydra made for it."""
     try:
         yield
     except Exception as err:
+        if output_dir is not None and describe(err) is not None:
+            remove_unstarted_folder(output_dir)
         exit_if_bad_input(err)
         raise
+
+
+def remove_unstarted_folder(output_dir: Path) -> None:
+    """A job refused before it started: remove the folder Hydra made for it (`.hydra/` and `<job>.log`), so that
+    nothing under outputs/ looks like a result. A folder holding anything else is kept as it is."""
+    from hydra.core.hydra_config import HydraConfig
+
+    job_log = f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else None
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir() or not {p.name for p in output_dir.iterdir()} <= {".hydra", job_log}:
+        return
+    close_file_logs_in(output_dir)
+    shutil.rmtree(output_dir / ".hydra", ignore_errors=True)
+    if job_log is not None:
+        (output_dir / job_log).unlink(missing_ok=True)
+    output_dir.rmdir()
+
+
+def close_file_logs_in(folder: Path) -> None:
+    """Close and detach the logging handlers that write into `folder` (Hydra's job log): once the folder is gone a
+    later record would try to reopen the file there (in the same process: the next job, a notebook, a test)."""
+    folder = folder.resolve()
+    named = (v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))
+    for logger in (logging.getLogger(), *named):
+        for handler in list(logger.handlers):
+            filename = getattr(handler, "baseFilename", None)
+            if filename is not None and Path(filename).resolve().is_relative_to(folder):
+                logger.removeHandler(handler)
+                handler.close()

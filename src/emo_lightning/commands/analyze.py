@@ -24,7 +24,8 @@ def main(cfg: DictConfig) -> None:
 
     from emo_lightning.cli.runner import exit_on_bad_input  # imported after Hydra parsed the command line
 
-    with exit_on_bad_input():  # one line and exit 2 for bad input, before anything is written
+    # one line and exit 2 for bad input, before anything is written; the folder Hydra made for the job goes
+    with exit_on_bad_input(Path(cfg.paths.output_dir)):
         run = task_function(cfg.task)
         check_task_inputs(cfg.task, cfg.run_dir, list(HydraConfig.get().overrides.task))
         summary = run(cfg, Path(cfg.paths.output_dir))

@@ -26,7 +26,8 @@ def main(cfg: DictConfig) -> None:
     from emo_lightning.utils.console import quiet_libraries
 
     quiet_libraries()
-    with exit_on_bad_input():  # one line and exit 2 for bad input, before anything is written
+    # one line and exit 2 for bad input, before anything is written; the folder Hydra made for the job goes
+    with exit_on_bad_input(Path(cfg.paths.output_dir)):
         from emo_lightning.analysis.evaluate_data import run_evaluate
 
         data = HydraConfig.get().runtime.choices.get("data")

@@ -165,7 +165,7 @@ def auto_backend(network: torch.nn.Module, onnx_dir: Path, device: torch.device)
         if report is not None and measured:
             source = f"a rule: {onnx_dir / PARITY_FILE} was measured on another machine ({measured.get('machine')})"
         else:
-            source = "a rule (no speeds measured: `python export.py` measures them)"
+            source = f"a rule (no speeds measured: `{command_for('export.py')}` measures them)"
     lazy = {name: LazyBackend(name, partial(named_backend, name, network, onnx_dir, device)) for name in names.values()}
     routed = RoutedBackend({size: lazy[name] for size, name in names.items()})
     log.debug("backend auto → %s, from %s", routed.name, source)

@@ -13,6 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from emo_lightning.utils.console import command_for
 from emo_lightning.utils.errors import ConfigError
 
 FP32_FILE = "model.onnx"
@@ -42,7 +43,8 @@ class OnnxBackend:
         path = onnx_file(Path(model_dir), int8)
         if not path.is_file():
             fmt = "onnx-int8" if int8 else "onnx"
-            raise ConfigError(f"{path} does not exist: export it with `python export.py run_dir=<run> format={fmt}`")
+            export = command_for("export.py")
+            raise ConfigError(f"{path} does not exist: export it with `{export} run_dir=<run> format={fmt}`")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or machine_cores()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -19,6 +19,7 @@ import openvino as ov
 import torch
 
 from emo_lightning.inference.onnx_backend import FP32_FILE, machine_cores, numpy_inputs
+from emo_lightning.utils.console import command_for
 from emo_lightning.utils.errors import ConfigError
 
 OPENVINO_PRECISIONS = {torch.float32: "f32", torch.bfloat16: "bf16"}
@@ -49,7 +50,8 @@ class OpenVinoBackend:
     def __init__(self, model_dir: str | Path, dtype: torch.dtype = torch.float32, threads: int | None = None) -> None:
         path = Path(model_dir) / FP32_FILE
         if not path.is_file():
-            raise ConfigError(f"{path} does not exist: export it with `python export.py run_dir=<run> format=onnx`")
+            export = command_for("export.py")
+            raise ConfigError(f"{path} does not exist: export it with `{export} run_dir=<run> format=onnx`")
         if dtype not in OPENVINO_PRECISIONS:
             raise ConfigError(f"dtype {dtype} is not one OpenVINO runs here: give fp32 or bf16")
         core = ov.Core()

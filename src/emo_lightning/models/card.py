@@ -195,7 +195,7 @@ def render_card(
         "```",
         "",
         "```bash",
-        "python predict.py run_dir=path/to/run",
+        "emo-predict run_dir=path/to/run  # python predict.py in a clone of emo-lightning",
         "```",
         "",
     ]

@@ -20,6 +20,7 @@ from fastapi.params import Depends as Dependency
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials as Credentials
 from fastapi.security import HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -32,6 +33,7 @@ from emo_lightning.serving.payloads import Limits, RequestError, body_too_large,
 log = logging.getLogger("emo_lightning.serve")
 INTERNAL = "internal error while answering this request: the server logged the details; retry, or report it"
 ROUTES = "GET /, /health, /labels, /docs, /openapi.json and POST /predict"
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's script and style sheet, for /docs
 DRAIN_FACTOR = 10  # a body over the limit is read (and dropped) up to this many times the limit, then cut off
 
 
@@ -211,10 +213,12 @@ def create_app(
         yield
         await batcher.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI with /docs' Swagger UI served from the package, not a CDN (works offline)
         title="emo-lightning",
         summary="The emotions of short English texts, from a model trained with emo-lightning.",
         lifespan=lifespan,
+        redoc_url=None,
+        static_url=DOCS_ASSETS,
     )
     guard = key_guard(api_key)
     refused = {401: {"model": ErrorResponse, "description": "no API key, or not this server's"}} if guard else {}

@@ -49,6 +49,8 @@ def finish(run: Run, cfg: DictConfig, output_dir: Path, stopped: dict) -> dict[s
     texts = {split: datamodule.labeled.splits[split][TEXT][: limits[split]] for split in splits}
     gold = {split: datamodule.labeled.splits[split][LABELS][: limits[split]] for split in splits}
     names = datamodule.label_names
+    # Lightning's teardown moved the module back to the CPU: it is evaluated where it trained (a GPU), then saved
+    module.network.to(trainer.strategy.root_device)
     evaluation = evaluate_splits(  # the one inference path (prediction and export checks use it too), fp32
         TorchBackend(module.network),
         datamodule.tokenizer,
@@ -62,6 +64,7 @@ def finish(run: Run, cfg: DictConfig, output_dir: Path, stopped: dict) -> dict[s
         threshold=module.threshold,
         calibrate=True,  # temperatures fitted on validation, saved with (folded into) the model
     )
+    module.network.cpu()
     metrics = figures(module, evaluation)
     spec.thresholds, spec.temperatures = evaluation.thresholds, evaluation.temperatures
     spec.at_least_one = bool(tuner is not None and tuner.at_least_one)

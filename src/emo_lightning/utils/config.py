@@ -191,11 +191,23 @@ def check_devices(trainer: DictConfig | None) -> None:
         )
 
 
+def check_run_length(trainer: DictConfig | None) -> None:
+    """Raise ConfigError for a run without end: every learning-rate schedule is sized by the run's step count."""
+    if not isinstance(trainer, DictConfig) or trainer.get("max_epochs") != -1:
+        return
+    if trainer.get("max_steps", -1) in (None, -1):
+        raise ConfigError(
+            "trainer.max_epochs=-1 with no trainer.max_steps never ends, and the learning-rate schedule is sized by "
+            "the run's steps: give trainer.max_steps=N (or trainer.max_epochs=N)"
+        )
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Check `cfg` before any data or model loads; raise ConfigError on the first problem.
 
     Every `_target_` node's keys bind to its target's signature and have the declared types; the values of
-    `utils.rules.TRAIN` lie in their ranges; the trainer's accelerator and devices exist on this machine.
+    `utils.rules.TRAIN` lie in their ranges; the run has an end; the trainer's accelerator and devices exist on
+    this machine.
     """
     nodes = list(iter_target_nodes(cfg))
     for path, node in nodes:
@@ -203,4 +215,5 @@ def validate_config(cfg: DictConfig) -> None:
     for path, node in nodes:
         check_node_types(path, node)
     check_values(cfg, TRAIN, read=read_value)
+    check_run_length(cfg.get("trainer"))
     check_devices(cfg.get("trainer"))

@@ -50,6 +50,7 @@ EXTRAS = {
     "onnxruntime": "export",
     "openvino": "export",
     "fastapi": "serve",
+    "fastapi_offline": "serve",
     "starlette": "serve",
     "uvicorn": "serve",
     "sklearn": "analysis",

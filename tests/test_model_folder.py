@@ -153,7 +153,7 @@ def test_model_card_front_matter_and_labels(tmp_path, tiny_models, pooling, libr
     body = card.split("---\n", 2)[2]
     assert all(f"| `{name}` | {t:.2f} | 0.6000 | 0.5000 |" in body for name, t in zip(LABELS, [0.3, 0.4, 0.5, 0.6]))
     assert "| f1_macro | 0.6100 | 0.5800 |" in body and "val/loss" not in body
-    assert "from emo_lightning import EmotionPredictor" in body and "python predict.py run_dir=" in body
+    assert "from emo_lightning import EmotionPredictor" in body and "emo-predict run_dir=" in body
     assert ('pipeline("text-classification"' in body) == (library == "transformers")
 
 

@@ -143,7 +143,9 @@ def test_a_given_threshold_replaces_every_saved_one(tmp_path, tiny_models):
     saved = EmotionPredictor(folder, precision="fp32")
     probs = saved.predict_proba(TEXTS)
     # every label fires where some score is under 0.5, none where every score is over it: either way not the 0.5 picks
-    given_threshold = float(probs.min()) - 1e-4 if float(probs.min()) < 0.5 else float(probs.max()) + 1e-4
+    low, high = float(probs.min()), float(probs.max())
+    given_threshold = low / 2 if low < 0.5 else (high + 1) / 2
+    assert 0 < given_threshold < 1, f"the scores {low}..{high} leave no threshold in (0, 1) that differs from 0.5"
     given = EmotionPredictor(folder, precision="fp32", threshold=given_threshold)
     assert given.thresholds == [given_threshold] * len(LABELS) and saved.thresholds == [0.5] * len(LABELS)
     picked = [set(p.labels) for p in given.predict(TEXTS)]

@@ -43,6 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 NOT_FINGERPRINTED = ("seed", "paths", "logger", "plots", "model.gradient_checkpointing")
 
 
+def relative_to_root(path: Path) -> str:
+    """`path` as the page names it: from the checkout's root where it lies inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def preset_fingerprint(dataset: str, extra: list[str], conf_dir: Path = ROOT / "conf") -> str:
     """Short hash of the config `experiment=<dataset>_minilm` + `extra` composes to, `NOT_FINGERPRINTED` left out."""
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
@@ -144,6 +150,7 @@ def main() -> None:
         machine["precision"] = asked_precision[-1]
     default = not args.set and set(args.datasets) == set(METRICS) and args.records == ROOT / "docs" / "results"
     command = "make bench-quality" if default else " ".join(sys.argv)
+    shown_records = relative_to_root(args.records) + "/"
     seeds = {d: list(range(args.go_seeds if d == "go_emotions" else args.seeds)) for d in args.datasets}
     results: dict[str, list[dict]] = {d: [] for d in args.datasets}
     for dataset, asked in seeds.items():
@@ -165,8 +172,8 @@ def main() -> None:
             results[dataset].append(record)
             shown = {m: round(record["metrics"][f"test/{m}"], 4) for m, _ in BARS[dataset]}
             print(f"[{dataset} seed {seed}] {shown}  ({record['wall_seconds'] / 60:.1f} min)", flush=True)
-            write_results(args.results, results, seeds, command)
-    write_results(args.results, results, seeds, command)
+            write_results(args.results, results, seeds, command, shown_records, tuple(args.set))
+    write_results(args.results, results, seeds, command, shown_records, tuple(args.set))
     print(f"wrote {args.results}")
 
 

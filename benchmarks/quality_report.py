@@ -59,12 +59,13 @@ def test_values(runs: list[dict], metric: str) -> list[float]:
     return [r["metrics"][f"test/{metric}"] for r in runs if f"test/{metric}" in r["metrics"]]
 
 
-def dataset_section(dataset: str, runs: list[dict], seeds: list[int]) -> list[str]:
+def dataset_section(dataset: str, runs: list[dict], seeds: list[int], extra: tuple[str, ...] = ()) -> list[str]:
     """One dataset: summary over the recorded seeds, one row per run, bars, per-label F1, anchors."""
     lines = [f"## {TITLES[dataset]}", ""]
     done = sorted(r["seed"] for r in runs)
     pending = [s for s in seeds if s not in done]
-    lines.append(f"Ours: `python train.py experiment={dataset}_minilm seed=<s>`, test split, seeds {done or '–'}.")
+    command = " ".join(["python train.py", f"experiment={dataset}_minilm", *extra, "seed=<s>"])
+    lines.append(f"Ours: `{command}`, test split, seeds {done or '–'}.")
     if pending:
         lines.append(f"**Incomplete: seeds {pending} not run yet** — rerun the benchmark to add them.")
     if not runs:
@@ -100,20 +101,28 @@ def dataset_section(dataset: str, runs: list[dict], seeds: list[int]) -> list[st
     return lines
 
 
-def write_results(path: Path, runs: dict[str, list[dict]], seeds: dict[str, list[int]], command: str) -> None:
-    """Rewrite `path` from the records in `runs` (per dataset) for the `seeds` asked for."""
+def write_results(
+    path: Path,
+    runs: dict[str, list[dict]],
+    seeds: dict[str, list[int]],
+    command: str,
+    records: str = "docs/results/",
+    extra: tuple[str, ...] = (),
+) -> None:
+    """Rewrite `path` from the records in `runs` (per dataset, read from `records`) for the `seeds` asked for;
+    `extra`: the overrides every run was given beside its preset."""
     every = [r for rs in runs.values() for r in rs]
     machines = sorted({f"{r['processor']} ({r['capabilities']}), training precision {r['precision']}" for r in every})
     dates = sorted({r["date"] for r in every})
     lines = [
         "# Results: MiniLM-L6 presets on the three datasets",
         "",
-        f"Written by `{command}` from the per-run records in `docs/results/` ({', '.join(dates) or 'no runs yet'}).",
+        f"Written by `{command}` from the per-run records in `{records}` ({', '.join(dates) or 'no runs yet'}).",
         *(f"Processor: {m}." for m in machines),
         "Thresholds are tuned on validation only; `_tuned` metrics use them, the others use 0.5.",
         "",
     ]
     for dataset, asked in seeds.items():
-        lines += dataset_section(dataset, runs.get(dataset, []), asked)
+        lines += dataset_section(dataset, runs.get(dataset, []), asked, extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))

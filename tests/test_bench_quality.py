@@ -111,6 +111,7 @@ def test_report_only_writes_the_page_from_matching_records_and_trains_nothing(tm
     assert "| 0 | 0.9400 | 0.9000 |" in text and "0.5000" not in text  # the old config's record is left out
     assert "Incomplete: seeds [1, 2] not run yet" in text
     assert "SemEval" in text and "GoEmotions" in text
+    assert f"from the per-run records in `{records.resolve()}/`" in text  # the folder read, not docs/results/
 
 
 def test_smallest_mode_trains_records_and_resumes_without_training_again(tmp_path, tiny_models, tiny_mirror):
@@ -128,6 +129,7 @@ def test_smallest_mode_trains_records_and_resumes_without_training_again(tmp_pat
     assert saved["wall_seconds"] > 0 and saved["processor"]
     assert list(out.glob("bench/emotion/*/seed0/metrics.json"))
     assert f"| 0 | {saved['metrics']['test/accuracy']:.4f} |" in page.read_text()
+    assert f"experiment=emotion_minilm {' '.join(tiny)} seed=<s>`" in page.read_text()  # how the runs were made
     again = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "training" not in again.stdout and "[emotion seed 0]" in again.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import typing
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Optional, Union
 
 import pytest
@@ -309,6 +310,8 @@ def test_rules_render_as_a_markdown_table():
     assert lines[0] == "| setting | allowed values | example |" and len(lines) == len(VALUE_RULES) + 2
     assert "| `optimizer.lr` | a number > 0 and ≤ 1 | `optimizer.lr=1e-4` |" in lines
     assert "| `trainer.max_epochs` | an int ≥ 1, or -1 / null for no limit | `trainer.max_epochs=3` |" in lines
+    errors_page = (Path(__file__).parents[1] / "docs" / "ERRORS.md").read_text()
+    assert table in errors_page, "docs/ERRORS.md's value-range table is not the rules': paste rules_markdown() there"
 
 
 # ---- devices --------------------------------------------------------------------------------------------------

@@ -29,14 +29,14 @@ train:  ## fine-tune (default: MiniLM on dair-ai/emotion); extra overrides via A
 	$(PY) train.py $(ARGS)
 
 test:  ## the default test suite, one worker per core (~8 min on 2 cores; full-dataset training excluded)
-	$(PY) -m pytest -n auto --durations=15 $(ARGS)
+	$(PY) -m pytest -n auto --dist worksteal --durations=15 $(ARGS)
 
 PRECISION_TESTS ?= tests/test_hardware.py tests/test_training.py tests/test_batching.py
 test-precision:  ## the precision-dependent tests as an AMX machine (bf16) and as an AVX2 one (fp32), on any machine
 	EMO_HARDWARE=amx $(PY) -m pytest -n auto $(PRECISION_TESTS) $(ARGS)
 	EMO_HARDWARE=avx2 $(PY) -m pytest -n auto $(PRECISION_TESTS) $(ARGS)
 
-test-wheel:  ## the wheel with the core only in a fresh venv: emo-train / emo-predict / emo-evaluate from an empty folder (~5 min)
+test-wheel:  ## the wheel with the core only in a fresh venv: emo-train / emo-predict / emo-evaluate from an empty folder, each extra refused in one line (~5 min)
 	$(PY) -m pytest -m slow tests/test_wheel.py $(ARGS)
 
 test-all:  ## every test, slow full-dataset training included

@@ -110,3 +110,22 @@ def no_leftover_hydra_job():
     for handler in list(root.handlers):
         if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
             root.removeHandler(handler)
+
+
+_FAULT_STDERR: list[int] = []  # a copy of the worker's real stderr, taken before any test captures fd 2
+
+
+def pytest_configure(config) -> None:
+    _FAULT_STDERR.append(os.dup(2))
+
+
+@pytest.fixture(autouse=True)
+def fatal_errors_keep_their_traceback():
+    """Lightning's `Trainer` puts back, after each fit, the Python-level handler of every signal — SIG_DFL for
+    SIGSEGV, SIGBUS, SIGFPE, SIGABRT, SIGILL — which silently uninstalls faulthandler: a native crash in a later
+    test would end the worker with no traceback. Reinstall it after each test."""
+    import faulthandler
+
+    yield
+    faulthandler.disable()
+    faulthandler.enable(file=_FAULT_STDERR[0], all_threads=True)

@@ -36,8 +36,9 @@ def run(script: str, *args: str, cwd: Path, env_extra: dict | None = None) -> su
     )
 
 
-def tiny_args(tiny_models, tiny_mirror, plots: bool = False) -> list[str]:
-    """A tiny fast run; figures (seconds a run) only where the test looks at them."""
+def tiny_args(tiny_models, tiny_mirror, plots: bool = False, precision: str | None = "32-true") -> list[str]:
+    """A tiny fast run: fp32 (autocast only costs a model this small) unless `precision=None` keeps `auto`; figures
+    (seconds a run) only where the test looks at them."""
     return [
         f"model.pretrained_model_name_or_path={tiny_models['bert']}",
         f"paths.data_dir={tiny_mirror}",
@@ -46,6 +47,7 @@ def tiny_args(tiny_models, tiny_mirror, plots: bool = False) -> list[str]:
         "callbacks.progress_bar.refresh_rate=0",
         "trainer.log_every_n_steps=1",
         *([] if plots else ["plots=none"]),
+        *([f"trainer.precision={precision}"] if precision else []),
     ]
 
 
@@ -53,7 +55,7 @@ def test_fast_dev_run_then_predict(tmp_path, tiny_models, tiny_mirror):
     out = run(
         "train.py",
         "debug=fdr",
-        *tiny_args(tiny_models, tiny_mirror),
+        *tiny_args(tiny_models, tiny_mirror, precision=None),  # the start line names what auto picks here
         f"hydra.run.dir={tmp_path}/run",
         cwd=tmp_path,
     )
@@ -94,40 +96,6 @@ def test_fast_dev_run_then_predict(tmp_path, tiny_models, tiny_mirror):
     again = run("predict.py", f"run_dir={tmp_path}/run", "input_file=posts.tsv", cwd=tmp_path)
     assert again.returncode == 2 and "exists: give another output_file" in again.stderr
     assert (tmp_path / "posts.predictions.tsv").read_text().splitlines()[1] == first
-
-
-def test_multirun_with_wandb_offline(tmp_path, tiny_models, tiny_mirror):
-    out = run(
-        "train.py",
-        "-m",
-        "loss=bce,focal",
-        "head=mlp",
-        "data=sem_eval_2018",
-        "logger=wandb",
-        "trainer.max_steps=4",
-        "trainer.val_check_interval=2",
-        *tiny_args(tiny_models, tiny_mirror, plots=True),
-        f"hydra.sweep.dir={tmp_path}/sweep",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name.isdigit())
-    assert len(jobs) == 2  # two jobs in one process: the second once wrote into the first's W&B run
-    run_ids = set()
-    for job in jobs:
-        assert "val/jaccard" in json.loads((job / "metrics.json").read_text())["metrics"]
-        offline_runs = list((job / "wandb").glob("offline-run-*"))
-        assert len(offline_runs) == 1, f"{job}: {offline_runs}"
-        run_ids.add(offline_runs[0].name.rsplit("-", 1)[-1])
-        logged = wandb_history_keys(next(offline_runs[0].glob("run-*.wandb")))
-        assert {"val/f1_macro", "val/jaccard", "test/f1_macro", "train/loss"} <= logged
-        assert {"plots/curves/_type", "plots/per_label_f1/_type"} <= logged  # the run's figures on its W&B page
-    assert len(run_ids) == 2  # every job got its own W&B run
-    assert "W&B offline" in out.stderr + out.stdout
-    summary = (tmp_path / "sweep" / "summary.md").read_text()  # written by the SweepSummary callback
-    for config in ("loss=bce", "loss=focal"):  # the swept key names each configuration
-        assert f"| `{config}` | 42 |" in summary
-    assert (tmp_path / "sweep" / "summary.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize(
@@ -214,32 +182,48 @@ def test_multirun_records_a_failed_job_and_goes_on(tmp_path, tiny_models, tiny_m
 
 
 def test_multirun_is_one_wandb_group_of_named_tagged_runs_that_make_syncs(tmp_path, tiny_models, tiny_mirror):
-    """Each job of a multirun: a W&B run named by what the sweep varies, in the sweep folder's group, tagged with its
-    choices; `make wandb-sync SWEEP=<folder>` hands every one of them to `wandb sync`."""
+    """Two jobs of a multirun in one process: each its own W&B run (the second once wrote into the first's), named
+    by what the sweep varies, in the sweep folder's group, tagged with its choices, holding its metrics and figures;
+    the sweep's summary; `make wandb-sync SWEEP=<folder>` hands every run to `wandb sync`."""
     sweep = tmp_path / "2024-01-02_03-04-05"
     out = run(
         "train.py",
         "-m",
         "loss=bce,focal",
-        "head=linear,mlp",
+        "head=mlp",
         "data=sem_eval_2018",
         "logger=wandb",
         "logger.wandb.tags=[smoke]",
-        "trainer.max_steps=1",
-        *tiny_args(tiny_models, tiny_mirror),
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+        *tiny_args(tiny_models, tiny_mirror, plots=True),
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    offline_runs = sorted(sweep.glob("*/wandb/offline-run-*"))
+    assert "W&B offline" in out.stderr + out.stdout
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert len(jobs) == 2
+    offline_runs = []
+    for job in jobs:
+        assert "val/jaccard" in json.loads((job / "metrics.json").read_text())["metrics"]
+        (offline_run,) = job.glob("wandb/offline-run-*")  # one W&B run per job, in the job's own folder
+        offline_runs.append(offline_run)
+        logged = wandb_history_keys(next(offline_run.glob("run-*.wandb")))
+        assert {"val/f1_macro", "val/jaccard", "test/f1_macro", "train/loss"} <= logged
+        assert {"plots/curves/_type", "plots/per_label_f1/_type"} <= logged  # the run's figures on its W&B page
+    assert len({path.name.rsplit("-", 1)[-1] for path in offline_runs}) == 2  # two runs, not one written twice
     infos = [wandb_run_info(next(path.glob("run-*.wandb"))) for path in offline_runs]
     assert {info["group"] for info in infos} == {"2024-01-02_03-04-05"}
-    names = ["loss=bce head=linear", "loss=bce head=mlp", "loss=focal head=linear", "loss=focal head=mlp"]
-    assert sorted(info["name"] for info in infos) == names
+    assert sorted(info["name"] for info in infos) == ["loss=bce", "loss=focal"]
     for info in infos:
-        loss, head = (part.split("=")[1] for part in info["name"].split())
-        assert info["tags"] == {"smoke", "data:sem_eval_2018", "model:minilm", f"head:{head}", f"loss:{loss}"}
+        loss = info["name"].split("=")[1]
+        assert info["tags"] == {"smoke", "data:sem_eval_2018", "model:minilm", "head:mlp", f"loss:{loss}"}
         assert info["job_type"] == "sweep-job"
+    summary = (sweep / "summary.md").read_text()  # written by the SweepSummary callback
+    for config in ("loss=bce", "loss=focal"):  # the swept key names each configuration
+        assert f"| `{config}` | 42 |" in summary
+    assert (sweep / "summary.png").stat().st_size > 1000
 
     fake_venv = tmp_path / "venv"
     (fake_venv / "bin").mkdir(parents=True)

@@ -243,21 +243,6 @@ def test_resumed_wandb_run_keeps_its_run_id(tmp_path, tiny_models, tiny_mirror):
     assert saved_step(run_dir) == 12 and stopped == {"reason": "max_epochs", "epochs": 2, "step": 12}
 
 
-def test_resume_refuses_overrides_that_change_the_experiment(tmp_path, tiny_models, tiny_mirror):
-    run_dir = tmp_path / "run"
-    code, output = finish(
-        start([*fault_args(tiny_models, tiny_mirror), "debug=fdr", f"hydra.run.dir={run_dir}"], tmp_path)
-    )
-    assert code == 0, output[-3000:]
-    code, output = finish(start([f"resume={run_dir}", "data.batch_size=16"], tmp_path))
-    assert code == 2
-    assert output.strip().splitlines()[-1] == (
-        "error: resume= continues the run as it was, and data.batch_size=16 would change it: start a new run for "
-        "that (resume= takes only trainer.max_epochs, trainer.max_steps, trainer.max_time and other overrides that "
-        "extend or observe a run)"
-    )
-
-
 def test_slurm_requeue_resumes_by_itself(tmp_path, tiny_models, tiny_mirror):
     """SIGUSR1 under SLURM: Lightning saves hpc_ckpt and calls `scontrol requeue`; the requeued job (same job id,
     SLURM_RESTART_COUNT=1, same command) finds its run folder and continues it."""
@@ -316,7 +301,9 @@ def test_non_finite_loss_stops_in_one_line_and_keeps_the_last_good_checkpoint(tm
     assert 0 < kept < stopped and "Traceback" not in output and not (run_dir / "metrics.json").exists()
 
 
-def test_a_new_run_never_writes_into_a_run_folder(tmp_path, tiny_models, tiny_mirror):
+def test_a_finished_run_is_never_written_into_nor_resumed_as_another_experiment(tmp_path, tiny_models, tiny_mirror):
+    """Its folder refuses a new run (the same command again) and a resume with overrides that change the
+    experiment, each in one line, and nothing in it changes."""
     run_dir = tmp_path / "run"
     args = [*fault_args(tiny_models, tiny_mirror), "debug=fdr", f"hydra.run.dir={run_dir}"]
     code, output = finish(start(args, tmp_path))
@@ -327,6 +314,13 @@ def test_a_new_run_never_writes_into_a_run_folder(tmp_path, tiny_models, tiny_mi
     assert output.strip().splitlines()[-1] == (
         f"error: {run_dir} already holds a run (checkpoints, metrics.json, model, predictions): continue it with "
         f"`python train.py resume={run_dir}`, or give a new hydra.run.dir"
+    )
+    code, output = finish(start([f"resume={run_dir}", "data.batch_size=16"], tmp_path))
+    assert code == 2
+    assert output.strip().splitlines()[-1] == (
+        "error: resume= continues the run as it was, and data.batch_size=16 would change it: start a new run for "
+        "that (resume= takes only trainer.max_epochs, trainer.max_steps, trainer.max_time and other overrides that "
+        "extend or observe a run)"
     )
     assert (run_dir / "metrics.json").read_text() == before
 

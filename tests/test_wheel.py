@@ -93,6 +93,7 @@ def check_the_commands(bin_dir: Path, work: Path, env: dict, tiny_models, tiny_m
         assert len([line for line in refused.stderr.splitlines() if line.startswith(("error", "Error"))]) == 1
 
 
+@pytest.mark.slow  # slow: `make test-wheel` runs it, beside the same commands from a real core-only install
 def test_each_extra_is_one_line_and_the_core_trains_without_them(tmp_path, tiny_models, tiny_mirror):
     hide = tmp_path / "hide"
     hide.mkdir()

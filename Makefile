@@ -28,7 +28,7 @@ install:  ## create .venv, install torch first, then the package with dev extras
 train:  ## fine-tune (default: MiniLM on dair-ai/emotion); extra overrides via ARGS="..."
 	$(PY) train.py $(ARGS)
 
-test:  ## the default test suite, one worker per core (~8 min on 2 cores; full-dataset training excluded)
+test:  ## the default test suite, one worker per core (~10 min on 2 cores; full-dataset training excluded)
 	$(PY) -m pytest -n auto --dist worksteal --durations=15 $(ARGS)
 
 PRECISION_TESTS ?= tests/test_hardware.py tests/test_training.py tests/test_batching.py
